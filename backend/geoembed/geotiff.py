@@ -1,0 +1,83 @@
+"""GeoTIFF output written block by block under a temporary name and renamed on success."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from .errors import InputError
+from .grid import BLOCK, RasterGrid
+
+NODATA = -32768.0  # exact in float32 and float16
+DTYPES = {"float32": 4, "float16": 2}
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """The output path as a Path, or InputError('OUTPUT', ...) if it cannot be written."""
+    p = Path(path).expanduser().absolute()
+    if p.suffix.lower() not in (".tif", ".tiff"):
+        raise InputError("OUTPUT", f"{p.name} is not a GeoTIFF name; use a .tif file name")
+    if p.is_dir():
+        raise InputError("OUTPUT", f"{p} is a folder; give a .tif file name inside it")
+    if not p.parent.is_dir():
+        raise InputError("OUTPUT", f"folder {p.parent} does not exist; create it or choose another location")
+    if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise InputError("OUTPUT", f"cannot write to {p}: permission denied; choose a writable location")
+    return p
+
+
+def estimated_bytes(grid: RasterGrid, bands: int, dtype: str) -> int:
+    return grid.width * grid.height * bands * DTYPES[dtype]
+
+
+class AtomicGeoTIFF:
+    """A tiled, compressed GeoTIFF that appears at ``path`` only when closed without error."""
+
+    def __init__(self, path: Path, grid: RasterGrid, band_names: list[str], dtype: str = "float32",
+                 tags: dict[str, str] | None = None):
+        if dtype not in DTYPES:
+            raise InputError("DTYPE", f"unknown data type {dtype!r}; use float32 or float16")
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial.tif")
+        self.grid = grid
+        self.band_names = band_names
+        self.dtype = dtype
+        self.tags = tags or {}
+        self.dataset = None
+
+    def __enter__(self) -> "AtomicGeoTIFF":
+        options = dict(tiled=True, blockxsize=BLOCK, blockysize=BLOCK, compress="deflate", predictor=3,
+                       interleave="band", bigtiff="IF_SAFER")
+        if self.dtype == "float16":
+            options["nbits"] = 16
+        self.dataset = rasterio.open(
+            self.tmp, "w", driver="GTiff", width=self.grid.width, height=self.grid.height,
+            count=len(self.band_names), dtype="float32", crs=self.grid.crs.to_wkt(),
+            transform=self.grid.transform, nodata=NODATA, **options)
+        for i, name in enumerate(self.band_names, start=1):
+            self.dataset.set_band_description(i, name)
+        self.dataset.update_tags(**self.tags)
+        return self
+
+    def write(self, window, data: np.ndarray, valid: np.ndarray) -> None:
+        """Write (bands, rows, cols) ``data``; pixels where ``valid`` is False become nodata."""
+        out = np.where(valid[None], data, np.float32(NODATA)).astype(np.float32, copy=False)
+        self.dataset.write(out, window=window)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        ok = exc_type is None
+        try:
+            self.dataset.close()
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            if ok:
+                os.replace(self.tmp, self.path)
+                Path(f"{self.path}.aux.xml").unlink(missing_ok=True)  # stale statistics of an older file
+            else:
+                for leftover in (self.tmp, Path(f"{self.tmp}.aux.xml")):
+                    leftover.unlink(missing_ok=True)

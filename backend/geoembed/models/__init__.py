@@ -1,0 +1,1 @@
+"""Location encoder networks and their serialisation."""

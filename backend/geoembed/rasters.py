@@ -1,0 +1,141 @@
+"""Embedding and similarity rasters, computed and written window by window (memory bounded)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .embedder import LocationEmbedder
+from .errors import InputError
+from .geotiff import AtomicGeoTIFF, estimated_bytes
+from .grid import RasterGrid
+from .progress import Progress
+
+DEFAULT_MAX_GB = float(os.environ.get("GEOEMBED_MAX_OUTPUT_GB", "64"))
+
+
+def _check_dims(embedder: LocationEmbedder, dims: int | None) -> None:
+    if dims is None:
+        return
+    limit = min(embedder.dim, embedder.pca.max_dims)
+    if not 1 <= dims <= limit:
+        raise InputError("DIMS", f"DIMS must be between 1 and {limit} for model {embedder.model_id!r} "
+                                 f"(got {dims}); leave it empty for all {embedder.dim} dimensions")
+
+
+def _check_size(grid: RasterGrid, bands: int, dtype: str, max_gb: float) -> None:
+    size = estimated_bytes(grid, bands, dtype)
+    if size > max_gb * 1e9:
+        raise InputError(
+            "PIXEL_SIZE",
+            f"the output would be {grid.width} x {grid.height} pixels x {bands} bands = {size / 1e9:.1f} GB "
+            f"uncompressed, over the limit of {max_gb:g} GB. Use a larger pixel size, a smaller extent, fewer "
+            "dimensions (DIMS) or float16, or raise the limit (--max-size-gb / GEOEMBED_MAX_OUTPUT_GB).")
+
+
+def _provenance(embedder: LocationEmbedder, kind: str, grid: RasterGrid, parameters: dict) -> dict[str, str]:
+    card = embedder.card
+    return {
+        "geoembed_kind": kind,
+        "geoembed_version": __version__,
+        "geoembed_model_id": embedder.model_id,
+        "geoembed_model_name": card.get("name", ""),
+        "geoembed_weights_sha256": embedder.weights_sha256,
+        "geoembed_source_sha256": card.get("source", {}).get("sha256", ""),
+        "geoembed_encoder": json.dumps(card["architecture"], sort_keys=True),
+        "geoembed_input_order": card.get("input", {}).get("order", "lon,lat"),
+        "geoembed_parameters": json.dumps({**parameters, "crs": grid.crs.to_string(), "pixel_size": grid.pixel_size,
+                                           "extent": [grid.xmin, grid.ymin, grid.xmax, grid.ymax],
+                                           "width": grid.width, "height": grid.height}, sort_keys=True),
+        "geoembed_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _render(grid: RasterGrid, out: AtomicGeoTIFF, compute: Callable[[np.ndarray, np.ndarray], np.ndarray],
+            bands: int, progress: Progress) -> int:
+    """Fill ``out`` window by window; ``compute(lon, lat)`` returns (n, bands). Returns the valid pixel count."""
+    total = grid.width * grid.height
+    done = valid_pixels = 0
+    for window in grid.windows():
+        lon, lat, valid = grid.lonlat(window)
+        data = np.zeros((bands, *valid.shape), dtype=np.float32)
+        if valid.any():
+            data[:, valid] = compute(lon[valid], lat[valid]).T
+        out.write(window, data, valid)
+        valid_pixels += int(valid.sum())
+        done += valid.size
+        progress(done / total, f"{done:,} of {total:,} pixels")
+    return valid_pixels
+
+
+def _embed_checked(embedder: LocationEmbedder, progress: Progress) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Embed in batches, checking for cancellation between them."""
+    def compute(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        parts = []
+        step = embedder.batch_size
+        for start in range(0, len(lon), step):
+            progress.check()
+            parts.append(embedder.embed(lon[start:start + step], lat[start:start + step]))
+        return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
+    return compute
+
+
+def embedding_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path, dims: int | None = None,
+                     dtype: str = "float32", max_gb: float = DEFAULT_MAX_GB,
+                     progress: Progress | None = None) -> dict:
+    """One band per embedding dimension (emb_000...), or per principal component (pca_000...) with ``dims``."""
+    progress = progress or Progress("none")
+    _check_dims(embedder, dims)
+    bands = dims or embedder.dim
+    _check_size(grid, bands, dtype, max_gb)
+    embed = _embed_checked(embedder, progress)
+    if dims:
+        names = [f"pca_{i:03d}" for i in range(dims)]
+
+        def compute(lon, lat):
+            return embedder.pca.project(embed(lon, lat), dims)
+    else:
+        names = [f"emb_{i:03d}" for i in range(bands)]
+        compute = embed
+    tags = _provenance(embedder, "embedding", grid, {"dims": dims, "dtype": dtype})
+    with AtomicGeoTIFF(output, grid, names, dtype, tags) as out:
+        valid = _render(grid, out, compute, bands, progress)
+    return {"output": str(output), "width": grid.width, "height": grid.height, "bands": bands,
+            "valid_pixels": valid}
+
+
+def similarity_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path, reference: tuple[float, float],
+                      dims: int | None = None, dtype: str = "float32", max_gb: float = DEFAULT_MAX_GB,
+                      progress: Progress | None = None) -> dict:
+    """Cosine similarity in [-1, 1] of every pixel's embedding to the embedding of ``reference`` (lon, lat).
+
+    With ``dims`` the similarity is taken between centred PCA projections (first ``dims`` components).
+    """
+    progress = progress or Progress("none")
+    _check_dims(embedder, dims)
+    _check_size(grid, 1, dtype, max_gb)
+    embed = _embed_checked(embedder, progress)
+
+    def features(lon, lat):
+        e = embed(lon, lat)
+        if dims:
+            e = embedder.pca.project(e, dims)
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+    ref = features(np.array([reference[0]]), np.array([reference[1]]))[0]
+
+    def compute(lon, lat):
+        return np.clip(features(lon, lat) @ ref, -1.0, 1.0)[:, None]
+
+    tags = _provenance(embedder, "similarity", grid, {"dims": dims, "dtype": dtype,
+                                                      "reference_lonlat": list(reference)})
+    with AtomicGeoTIFF(output, grid, ["similarity"], dtype, tags) as out:
+        valid = _render(grid, out, compute, 1, progress)
+    return {"output": str(output), "width": grid.width, "height": grid.height, "bands": 1,
+            "valid_pixels": valid, "reference_lonlat": list(reference)}
