@@ -16,7 +16,6 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -42,7 +41,8 @@ def download_wheel(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     found = sorted(dest.glob("geoclip-1.3.0-*.whl"))
     if not found:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest), REQUIREMENT]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest),
+               REQUIREMENT]
         result = subprocess.run(cmd, capture_output=True, text=True)
         found = sorted(dest.glob("geoclip-1.3.0-*.whl"))
         if result.returncode != 0 or not found:
@@ -102,11 +102,3 @@ def install(store: ModelStore, wheel: Path) -> Path:
 def is_installed(store: ModelStore) -> bool:
     return MODEL_ID in store.ids() and store.card(MODEL_ID).get("source", {}).get("sha256") == SHA256
 
-
-def check_embeddings(embedder: LocationEmbedder) -> np.ndarray:
-    """Cosine similarities Paris~Brussels and Paris~Sydney: a quick sanity check of a converted model."""
-    lon = np.array([2.3522, 4.3517, 151.2093])
-    lat = np.array([48.8566, 50.8503, -33.8688])
-    e = embedder.embed(lon, lat).astype(np.float64)
-    e /= np.linalg.norm(e, axis=1, keepdims=True)
-    return np.array([e[0] @ e[1], e[0] @ e[2]])

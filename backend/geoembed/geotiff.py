@@ -48,7 +48,7 @@ class AtomicGeoTIFF:
         self.tags = tags or {}
         self.dataset = None
 
-    def __enter__(self) -> "AtomicGeoTIFF":
+    def __enter__(self) -> AtomicGeoTIFF:
         options = dict(tiled=True, blockxsize=BLOCK, blockysize=BLOCK, compress="deflate", predictor=3,
                        interleave="band", bigtiff="IF_SAFER")
         if self.dtype == "float16":

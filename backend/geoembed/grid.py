@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
 from pyproj import CRS, Transformer
@@ -59,8 +59,8 @@ def to_lonlat(crs: CRS, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
             bx, by = back.transform(lon, lat, errcheck=False)
             scale = max(1.0, float(np.nanmax(np.abs(np.concatenate([x.ravel(), y.ravel()])), initial=1.0)))
             valid &= (np.abs(np.asarray(bx) - x) <= 1e-6 * scale) & (np.abs(np.asarray(by) - y) <= 1e-6 * scale)
-    lon = np.where(valid, wrap_lon(lon), np.nan)
-    lat = np.where(valid, lat, np.nan)
+        lon = np.where(valid, wrap_lon(lon), np.nan)
+        lat = np.where(valid, lat, np.nan)
     return lon, lat, valid
 
 
@@ -83,7 +83,7 @@ class RasterGrid:
     pixel_size: float
 
     @classmethod
-    def create(cls, crs: CRS, extent: tuple[float, float, float, float], pixel_size: float) -> "RasterGrid":
+    def create(cls, crs: CRS, extent: tuple[float, float, float, float], pixel_size: float) -> RasterGrid:
         xmin, ymin, xmax, ymax = extent
         if not all(math.isfinite(v) for v in extent):
             raise InputError("EXTENT", "the extent has non-finite coordinates")

@@ -15,7 +15,7 @@ class PCABasis:
     explained_variance_ratio: np.ndarray  # (K,)
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray) -> "PCABasis":
+    def fit(cls, embeddings: np.ndarray) -> PCABasis:
         x = np.asarray(embeddings, dtype=np.float64)
         mean = x.mean(axis=0)
         _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
@@ -37,6 +37,6 @@ class PCABasis:
                      explained_variance_ratio=self.explained_variance_ratio)
 
     @classmethod
-    def load(cls, path: Path) -> "PCABasis":
+    def load(cls, path: Path) -> PCABasis:
         with np.load(path, allow_pickle=False) as data:
             return cls(data["mean"], data["components"], data["explained_variance_ratio"])
