@@ -22,7 +22,8 @@ def published_forward(state: dict[str, torch.Tensor], lat_lon: torch.Tensor) -> 
     lat, lon = torch.deg2rad(lat_lon[:, 0]), torch.deg2rad(lat_lon[:, 1])
     a1, a2, a3, a4 = 1.340264, -0.081106, 0.000893, 0.003796
     theta = torch.asin(math.sqrt(3) / 2 * torch.sin(lat))
-    x = 2 * math.sqrt(3) * lon * torch.cos(theta) / (3 * (9 * a4 * theta**8 + 7 * a3 * theta**6 + 3 * a2 * theta**2 + a1))
+    denominator = 3 * (9 * a4 * theta**8 + 7 * a3 * theta**6 + 3 * a2 * theta**2 + a1)
+    x = 2 * math.sqrt(3) * lon * torch.cos(theta) / denominator
     y = a4 * theta**9 + a3 * theta**7 + a2 * theta**3 + a1 * theta
     v = torch.stack((x, y), 1) * 66.50336 / 180
     out = 0
