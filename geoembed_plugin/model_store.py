@@ -1,0 +1,47 @@
+"""Read the GeoEmbed model store directly (no backend call): ``<home>/models/<id>/card.json``.
+
+home = $GEOEMBED_HOME, else $XDG_DATA_HOME/geoembed, else ~/.local/share/geoembed (as in geoembed.store).
+"""
+
+import json
+import os
+import re
+
+DEFAULT_MODEL = "geoclip"
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def store_home():
+    if os.environ.get("GEOEMBED_HOME"):
+        return os.path.expanduser(os.environ["GEOEMBED_HOME"])
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data, "geoembed")
+
+
+def model_cards():
+    """{id: card} for every readable card in the store (empty if there is no store)."""
+    models_dir = os.path.join(store_home(), "models")
+    cards = {}
+    try:
+        names = sorted(os.listdir(models_dir))
+    except OSError:
+        return cards
+    for name in names:
+        path = os.path.join(models_dir, name, "card.json")
+        if not _ID.match(name) or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                card = json.load(f)
+        except (OSError, ValueError):
+            continue
+        cards[name] = card if isinstance(card, dict) else {}
+    return cards
+
+
+def model_ids():
+    """Installed model ids, the default first; ['geoclip'] when the store is empty so the backend can explain."""
+    ids = list(model_cards())
+    if DEFAULT_MODEL in ids:
+        ids.remove(DEFAULT_MODEL)
+    return [DEFAULT_MODEL] + ids
