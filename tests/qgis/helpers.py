@@ -1,0 +1,33 @@
+"""Small helpers shared by the QGIS tests."""
+
+import os
+from pathlib import Path
+
+from qgis.core import QgsPointXY, QgsRasterLayer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def open_raster(path):
+    layer = QgsRasterLayer(str(path), os.path.basename(str(path)), "gdal")
+    assert layer.isValid(), f"{path} does not open as a raster layer"
+    return layer
+
+
+def band_names(layer):
+    """Band descriptions as written by the backend (GDAL's band description), e.g. ['pca_000', ...]."""
+    from osgeo import gdal
+
+    ds = gdal.Open(layer.source())
+    return [ds.GetRasterBand(i).GetDescription() for i in range(1, ds.RasterCount + 1)]
+
+
+def value_at(layer, x, y, band=1):
+    value, ok = layer.dataProvider().sample(QgsPointXY(x, y), band)
+    assert ok, f"no value at ({x}, {y})"
+    return value
+
+
+def leftovers(folder):
+    """Files in ``folder`` (outputs, partial files, styles): failed runs must leave none."""
+    return sorted(os.listdir(folder))

@@ -1,0 +1,63 @@
+"""The plugin loads headless and registers its provider, algorithms and parameters."""
+
+import configparser
+
+from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+from .helpers import REPO
+
+ALGORITHMS = {"geoembed:embeddingraster", "geoembed:similarityraster"}
+
+
+def test_provider_registers_both_algorithms(plugin):
+    provider = QgsApplication.processingRegistry().providerById("geoembed")
+    assert provider is not None
+    assert provider.name() == "GeoEmbed"
+    assert not provider.icon().isNull()
+    assert {alg.id() for alg in provider.algorithms()} == ALGORITHMS
+    assert provider.supportedOutputRasterLayerExtensions() == ["tif"]
+
+
+def test_parameters_help_and_defaults(plugin):
+    registry = QgsApplication.processingRegistry()
+    for alg_id in ALGORITHMS:
+        alg = registry.algorithmById(alg_id)
+        names = [p.name() for p in alg.parameterDefinitions()]
+        expected = ["EXTENT", "TARGET_CRS", "PIXEL_SIZE", "MODEL", "DIMS", "DTYPE", "DEVICE", "OUTPUT"]
+        if alg_id.endswith("similarityraster"):
+            expected.insert(0, "REFERENCE")
+        assert names == expected
+        assert "Example" in alg.shortHelpString()
+        assert not alg.icon().isNull()
+        for p in alg.parameterDefinitions():
+            assert p.help(), f"{alg_id} {p.name()} has no help"
+        model = alg.parameterDefinition("MODEL")
+        assert "geoclip" in model.options() and model.defaultValue() == "geoclip" and model.usesStaticStrings()
+        assert alg.parameterDefinition("TARGET_CRS").flags() & QgsProcessingParameterDefinition.FlagOptional
+        assert alg.parameterDefinition("DIMS").flags() & QgsProcessingParameterDefinition.FlagOptional
+        for advanced in ("DTYPE", "DEVICE"):
+            assert alg.parameterDefinition(advanced).flags() & QgsProcessingParameterDefinition.FlagAdvanced
+        assert alg.parameterDefinition("DTYPE").options() == ["float32", "float16"]
+
+
+def test_model_list_comes_from_the_store(plugin, tmp_path, monkeypatch):
+    card = tmp_path / "models" / "mymodel" / "card.json"
+    card.parent.mkdir(parents=True)
+    card.write_text('{"id": "mymodel", "name": "Mine", "dimension": 16}')
+    monkeypatch.setenv("GEOEMBED_HOME", str(tmp_path))
+    alg = QgsApplication.processingRegistry().createAlgorithmById("geoembed:embeddingraster")
+    # the default model stays listed even when it is not installed, so that the backend explains how to get it
+    assert alg.parameterDefinition("MODEL").options() == ["geoclip", "mymodel"]
+
+
+def test_metadata_is_complete():
+    meta = configparser.ConfigParser()
+    meta.read(REPO / "metadata.txt")
+    general = meta["general"]
+    for key in ("name", "qgisMinimumVersion", "description", "about", "version", "author", "email", "repository",
+                "tracker", "homepage", "icon", "tags", "category", "experimental", "license", "changelog"):
+        assert general.get(key), key
+    assert general["name"] == "GeoEmbed"
+    assert general["hasProcessingProvider"] == "yes"
+    assert general["qgisMinimumVersion"] == "3.22"
+    assert (REPO / general["icon"]).is_file()
