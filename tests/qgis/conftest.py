@@ -6,6 +6,7 @@ The model store comes from $GEOEMBED_TEST_HOME, else $GEOEMBED_HOME, else ~/.loc
 (filled by `make setup`); tests that run the backend are skipped when none of them holds models/geoclip.
 """
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ for path in (str(REPO), QGIS_PLUGINS):
 # An isolated QGIS profile for this session (settings, and the plugin folder used by qgis_process).
 _CONFIG = tempfile.mkdtemp(prefix="geoembed-qgis-profile-")
 os.environ["QGIS_CUSTOM_CONFIG_PATH"] = _CONFIG
+atexit.register(shutil.rmtree, _CONFIG, ignore_errors=True)
 
 from qgis.core import QgsApplication  # noqa: E402
 
