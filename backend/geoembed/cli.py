@@ -17,7 +17,8 @@ from .progress import Progress
 # QGIS parameter name -> CLI option, so errors name both.
 OPTIONS = {"EXTENT": "--extent", "TARGET_CRS": "--crs", "EXTENT_CRS": "--extent-crs", "PIXEL_SIZE": "--pixel-size",
            "MODEL": "--model", "DIMS": "--dims", "OUTPUT": "--output", "REFERENCE": "--reference",
-           "REFERENCE_CRS": "--reference-crs", "DTYPE": "--dtype", "DEVICE": "--device"}
+           "REFERENCE_CRS": "--reference-crs", "DTYPE": "--dtype", "DEVICE": "--device",
+           "EVALUATION": "--evaluation", "TOLERANCE": "--tolerance"}
 
 
 def _grid(args):
@@ -86,6 +87,8 @@ def _common_checks(args):
     ModelStore().path(args.model)  # unknown model: fail before loading torch
     if args.dims is not None and args.dims < 1:
         raise InputError("DIMS", f"DIMS must be a positive number of principal components, got {args.dims}")
+    if not args.tolerance > 0:
+        raise InputError("TOLERANCE", f"the tolerance must be a positive number, got {args.tolerance}")
     return grid, output
 
 
@@ -95,7 +98,7 @@ def cmd_embed_raster(args, progress: Progress) -> dict:
     grid, output = _common_checks(args)
     embedder = _embedder(args)
     return embedding_raster(embedder, grid, output, dims=args.dims, dtype=args.dtype, max_gb=args.max_size_gb,
-                            progress=progress)
+                            progress=progress, evaluation=args.evaluation, tolerance=args.tolerance)
 
 
 def cmd_similarity(args, progress: Progress) -> dict:
@@ -105,7 +108,8 @@ def cmd_similarity(args, progress: Progress) -> dict:
     reference = _reference(args)
     embedder = _embedder(args)
     return similarity_raster(embedder, grid, output, reference, dims=args.dims, dtype=args.dtype,
-                             max_gb=args.max_size_gb, progress=progress)
+                             max_gb=args.max_size_gb, progress=progress, evaluation=args.evaluation,
+                             tolerance=args.tolerance)
 
 
 def cmd_models_list(args, progress: Progress) -> dict:
@@ -152,6 +156,11 @@ def _grid_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-size-gb", type=float, default=None,
                    help="refuse outputs larger than this, uncompressed (default: $GEOEMBED_MAX_OUTPUT_GB or 64)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--evaluation", choices=["auto", "dense"], default="auto",
+                   help="auto: where pixels are far finer than the model resolves, embed a coarse lattice, "
+                        "interpolate and verify against exact samples (default); dense: embed every pixel")
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="largest verified deviation of --evaluation auto, in cosine terms (default 1e-3)")
     p.add_argument("--output", required=True, help="output GeoTIFF (.tif)")
 
 

@@ -38,6 +38,11 @@ class LocationEmbedder:
         return self.card["weights"]["sha256"]
 
     @property
+    def resolution_km(self) -> float:
+        """The finest ground scale (km) the model resolves: from its card, else measured from the network."""
+        return float(self.card.get("resolution_km") or self.model.resolution_km())
+
+    @property
     def pca(self) -> PCABasis:
         if self._pca is None:
             path = self.dir / PCA

@@ -75,6 +75,7 @@ def install(store: ModelStore, wheel: Path) -> Path:
         "architecture": ARCHITECTURE,
         "input": {"order": "lon,lat", "units": "degrees", "crs": "EPSG:4326"},
         "dimension": 512,
+        "resolution_km": round(model.resolution_km(), 3),
         "license": "MIT",
         "source": {
             "name": "GeoCLIP (Vivanco Cepeda, Nayak, Shah; NeurIPS 2023)",

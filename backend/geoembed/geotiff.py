@@ -67,6 +67,10 @@ class AtomicGeoTIFF:
         out = np.where(valid[None], data, np.float32(NODATA)).astype(np.float32, copy=False)
         self.dataset.write(out, window=window)
 
+    def update_tags(self, tags: dict[str, str]) -> None:
+        """Add dataset tags, e.g. a report known only once every window is written."""
+        self.dataset.update_tags(**tags)
+
     def __exit__(self, exc_type, exc, tb) -> None:
         ok = exc_type is None
         try:

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from rasterio.windows import Window
 
 from . import __version__
+from .bandlimited import DEFAULT_TOLERANCE, BandLimited
 from .embedder import LocationEmbedder
 from .errors import InputError
 from .geotiff import AtomicGeoTIFF, estimated_bytes
@@ -57,16 +59,35 @@ def _provenance(embedder: LocationEmbedder, kind: str, grid: RasterGrid, paramet
     }
 
 
-def _render(grid: RasterGrid, out: AtomicGeoTIFF, compute: Callable[[np.ndarray, np.ndarray], np.ndarray],
+Evaluator = Callable[[Window, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _evaluator(embedder: LocationEmbedder, grid: RasterGrid, embed: Callable, linear: Callable, evaluation: str,
+               tolerance: float) -> tuple[Evaluator, Callable[[], dict[str, str]]]:
+    """``evaluate(window, lon, lat, valid)`` -> ``linear(embedding)`` of the valid pixels, and its metadata tags."""
+    if evaluation == "auto":
+        if not tolerance > 0:
+            raise InputError("TOLERANCE", f"the tolerance must be a positive number, got {tolerance}")
+        limited = BandLimited(grid, embed, linear, embedder.resolution_km, tolerance)
+        return limited, limited.tags
+    if evaluation != "dense":
+        raise InputError("EVALUATION", f"unknown evaluation {evaluation!r}; use auto or dense")
+
+    def dense(window, lon, lat, valid):
+        return linear(embed(lon[valid], lat[valid]))
+    return dense, lambda: {"geoembed_evaluation": json.dumps({"mode": "dense"})}
+
+
+def _render(grid: RasterGrid, out: AtomicGeoTIFF, evaluate: Evaluator, finish: Callable[[np.ndarray], np.ndarray],
             bands: int, progress: Progress) -> int:
-    """Fill ``out`` window by window; ``compute(lon, lat)`` returns (n, bands). Returns the valid pixel count."""
+    """Fill ``out`` window by window with ``finish(evaluate(...))``, (n, bands). Returns the valid pixel count."""
     total = grid.width * grid.height
     done = valid_pixels = 0
     for window in grid.windows():
         lon, lat, valid = grid.lonlat(window)
         data = np.zeros((bands, *valid.shape), dtype=np.float32)
         if valid.any():
-            data[:, valid] = compute(lon[valid], lat[valid]).T
+            data[:, valid] = finish(evaluate(window, lon, lat, valid)).T
         out.write(window, data, valid)
         valid_pixels += int(valid.sum())
         done += valid.size
@@ -86,56 +107,70 @@ def _embed_checked(embedder: LocationEmbedder, progress: Progress) -> Callable[[
     return compute
 
 
+def _linear(embedder: LocationEmbedder, dims: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    """Embeddings -> output features: themselves, or their first ``dims`` principal components."""
+    if dims:
+        return lambda e: embedder.pca.project(e, dims)
+    return lambda e: e
+
+
+def _write(embedder: LocationEmbedder, grid: RasterGrid, output: Path, names: list[str], dtype: str, tags: dict,
+           linear: Callable, finish: Callable, evaluation: str, tolerance: float, progress: Progress) -> int:
+    """Render and write the raster, then add the evaluation report to its tags. Returns the valid pixel count."""
+    evaluate, report = _evaluator(embedder, grid, _embed_checked(embedder, progress), linear, evaluation,
+                                  tolerance)
+    with AtomicGeoTIFF(output, grid, names, dtype, tags) as out:
+        valid = _render(grid, out, evaluate, finish, len(names), progress)
+        out.update_tags(report())
+    return valid
+
+
 def embedding_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path, dims: int | None = None,
-                     dtype: str = "float32", max_gb: float = DEFAULT_MAX_GB,
-                     progress: Progress | None = None) -> dict:
-    """One band per embedding dimension (emb_000...), or per principal component (pca_000...) with ``dims``."""
+                     dtype: str = "float32", max_gb: float = DEFAULT_MAX_GB, progress: Progress | None = None,
+                     evaluation: str = "auto", tolerance: float = DEFAULT_TOLERANCE) -> dict:
+    """One band per embedding dimension (emb_000...), or per principal component (pca_000...) with ``dims``.
+
+    ``evaluation="auto"`` interpolates a verified coarse lattice where pixels are far finer than the
+    model resolves (bandlimited.py), within ``tolerance``; ``"dense"`` embeds every pixel.
+    """
     progress = progress or Progress("none")
     _check_dims(embedder, dims)
     bands = dims or embedder.dim
     _check_size(grid, bands, dtype, max_gb)
-    embed = _embed_checked(embedder, progress)
-    if dims:
-        names = [f"pca_{i:03d}" for i in range(dims)]
-
-        def compute(lon, lat):
-            return embedder.pca.project(embed(lon, lat), dims)
-    else:
-        names = [f"emb_{i:03d}" for i in range(bands)]
-        compute = embed
-    tags = _provenance(embedder, "embedding", grid, {"dims": dims, "dtype": dtype})
-    with AtomicGeoTIFF(output, grid, names, dtype, tags) as out:
-        valid = _render(grid, out, compute, bands, progress)
+    names = [f"pca_{i:03d}" for i in range(dims)] if dims else [f"emb_{i:03d}" for i in range(bands)]
+    tags = _provenance(embedder, "embedding", grid, {"dims": dims, "dtype": dtype, "evaluation": evaluation,
+                                                     "tolerance": tolerance})
+    valid = _write(embedder, grid, output, names, dtype, tags, _linear(embedder, dims), lambda v: v, evaluation,
+                   tolerance, progress)
     return {"output": str(output), "width": grid.width, "height": grid.height, "bands": bands,
             "valid_pixels": valid}
 
 
 def similarity_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path, reference: tuple[float, float],
                       dims: int | None = None, dtype: str = "float32", max_gb: float = DEFAULT_MAX_GB,
-                      progress: Progress | None = None) -> dict:
+                      progress: Progress | None = None, evaluation: str = "auto",
+                      tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Cosine similarity in [-1, 1] of every pixel's embedding to the embedding of ``reference`` (lon, lat).
 
     With ``dims`` the similarity is taken between centred PCA projections (first ``dims`` components).
+    ``evaluation`` and ``tolerance`` as for ``embedding_raster`` (embeddings are interpolated, not similarities).
     """
     progress = progress or Progress("none")
     _check_dims(embedder, dims)
     _check_size(grid, 1, dtype, max_gb)
-    embed = _embed_checked(embedder, progress)
+    linear = _linear(embedder, dims)
 
-    def features(lon, lat):
-        e = embed(lon, lat)
-        if dims:
-            e = embedder.pca.project(e, dims)
-        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    def unit(features: np.ndarray) -> np.ndarray:
+        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
-    ref = features(np.array([reference[0]]), np.array([reference[1]]))[0]
+    ref = unit(linear(embedder.embed([reference[0]], [reference[1]])))[0]
 
-    def compute(lon, lat):
-        return np.clip(features(lon, lat) @ ref, -1.0, 1.0)[:, None]
+    def finish(features: np.ndarray) -> np.ndarray:
+        return np.clip(unit(features) @ ref, -1.0, 1.0)[:, None]
 
-    tags = _provenance(embedder, "similarity", grid, {"dims": dims, "dtype": dtype,
-                                                      "reference_lonlat": list(reference)})
-    with AtomicGeoTIFF(output, grid, ["similarity"], dtype, tags) as out:
-        valid = _render(grid, out, compute, 1, progress)
+    tags = _provenance(embedder, "similarity", grid, {"dims": dims, "dtype": dtype, "evaluation": evaluation,
+                                                      "tolerance": tolerance, "reference_lonlat": list(reference)})
+    valid = _write(embedder, grid, output, ["similarity"], dtype, tags, linear, finish, evaluation, tolerance,
+                   progress)
     return {"output": str(output), "width": grid.width, "height": grid.height, "bands": 1,
             "valid_pixels": valid, "reference_lonlat": list(reference)}

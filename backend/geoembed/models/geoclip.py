@@ -16,6 +16,7 @@ from torch import nn
 # Equal Earth polynomial coefficients (Savric, Patterson and Jenny 2018) and GeoCLIP's scale.
 _A1, _A2, _A3, _A4 = 1.340264, -0.081106, 0.000893, 0.003796
 _SCALE = 66.50336
+_EARTH_KM = 6371.0088
 
 
 def equal_earth(lonlat: torch.Tensor) -> torch.Tensor:
@@ -68,6 +69,28 @@ class GeoCLIPLocationEncoder(nn.Module):
         for branch in self.branches[1:]:
             out = out + branch(xy)
         return out
+
+    def resolution_km(self, max_lat: float = 60.0) -> float:
+        """Shortest ground wavelength (km) of the Fourier features within ``max_lat``: the finest scale resolved.
+
+        Measured from the stored frequencies and Equal Earth's largest stretch (projected units per km);
+        the stretch grows toward the poles, where band-limited evaluation refines by verification.
+        """
+        frequency = max(float(branch.b.norm(dim=1).max()) for branch in self.branches)
+        return 1.0 / (frequency * _max_stretch(max_lat))
+
+
+def _max_stretch(max_lat: float, step: float = 1e-4) -> float:
+    """Largest singular value of the scaled Equal Earth Jacobian (units per km) over |lat| <= ``max_lat``."""
+    lon, lat = torch.meshgrid(torch.linspace(-179.0, 179.0, 359, dtype=torch.float64),
+                              torch.linspace(-max_lat, max_lat, 121, dtype=torch.float64), indexing="ij")
+    lonlat = torch.stack((lon.ravel(), lat.ravel()), dim=1)
+    xy = equal_earth(lonlat)
+    km_per_deg = _EARTH_KM * math.pi / 180.0 * step
+    east = (equal_earth(lonlat + torch.tensor([step, 0.0], dtype=torch.float64)) - xy) / (
+        km_per_deg * torch.cos(torch.deg2rad(lonlat[:, 1:2])))
+    north = (equal_earth(lonlat + torch.tensor([0.0, step], dtype=torch.float64)) - xy) / km_per_deg
+    return float(torch.linalg.matrix_norm(torch.stack((east, north), dim=2), ord=2).max())
 
 
 def convert_geoclip_state_dict(state: dict[str, torch.Tensor], n_branches: int = 3) -> dict[str, torch.Tensor]:
