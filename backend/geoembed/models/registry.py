@@ -9,10 +9,12 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from .encoder import LocationEncoder
 from .geoclip import GeoCLIPLocationEncoder
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "geoclip": GeoCLIPLocationEncoder,
+    "encoder": LocationEncoder,
 }
 
 

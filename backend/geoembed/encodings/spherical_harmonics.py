@@ -1,0 +1,122 @@
+"""Real orthonormal spherical harmonics of all degrees l < L and orders -l <= m <= l (L^2 features).
+
+Textbook convention (colatitude theta = 90 - lat, phi = lon), feature index l^2 + l + m:
+
+    Y_l0  = Pbar_l^0(cos theta)
+    Y_lm  = sqrt(2) Pbar_l^m(cos theta) cos(m phi),     m > 0
+    Y_l-m = sqrt(2) Pbar_l^m(cos theta) sin(m phi),     m > 0
+
+with Pbar_l^m = sqrt((2l+1)/(4 pi) (l-m)!/(l+m)!) P_l^m, without the Condon-Shortley phase; this equals the
+real form of the complex harmonics with the phase, as in https://en.wikipedia.org/wiki/Spherical_harmonics#Real_form.
+The Pbar are computed with the standard fully normalised recurrences (e.g. Holmes and Featherstone 2002,
+J. Geodesy 76:279), which neither overflow nor lose accuracy up to high degree:
+
+    Pbar_0^0 = 1/sqrt(4 pi),  Pbar_m^m = sqrt((2m+1)/(2m)) sin(theta) Pbar_{m-1}^{m-1},
+    Pbar_{m+1}^m = sqrt(2m+3) cos(theta) Pbar_m^m,
+    Pbar_l^m = a_lm (cos(theta) Pbar_{l-1}^m - b_lm Pbar_{l-2}^m),
+    a_lm = sqrt((4l^2-1)/(l^2-m^2)),  b_lm = sqrt(((l-1)^2-m^2)/(4(l-1)^2-1)).
+
+cos(theta) = sin(lat) and sin(theta) = cos(lat) >= 0 are taken exactly in degrees, so the poles need no clamping.
+
+Convention ``satclip`` reproduces SatCLIP (Klemmer et al. 2025, code by Russwurm et al. 2024): theta = lat + 90,
+phi = lon + 180 and the m = 0 terms multiplied by pi (its generator writes sqrt((2l+1)/4*pi)). Here that is
+cos(theta) = -sin(lat), cos(m phi) and sin(m phi) times (-1)^m, and the factor pi on m = 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Encoding, check_lonlat, sincos_deg
+
+MAX_DEGREES = 200
+CONVENTIONS = ("textbook", "satclip")
+# Float64 working memory per chunk (the (L^2, n) feature block dominates).
+CHUNK_BYTES = 48 << 20
+MAX_CHUNK = 1024
+TRANSPOSE_BAND = 64
+
+
+class SphericalHarmonics(Encoding):
+    """Real spherical harmonics, L^2 features, computed feature-major in float64 and in bounded chunks."""
+
+    def __init__(self, degrees: int = 10, convention: str = "textbook"):
+        super().__init__()
+        if isinstance(degrees, bool) or not isinstance(degrees, int) or not 1 <= degrees <= MAX_DEGREES:
+            raise ValueError(f"spherical harmonics: degrees (L) must be an integer from 1 to {MAX_DEGREES}, "
+                             f"got {degrees!r}")
+        if convention not in CONVENTIONS:
+            raise ValueError(f"spherical harmonics: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+        self.degrees = degrees
+        self.convention = convention
+        self.dim = degrees * degrees
+        self.chunk = min(MAX_CHUNK, max(256, CHUNK_BYTES // (8 * self.dim)))
+        # Recurrence coefficients for degree deg, orders m = 0..deg-2, as (deg-1, 1) columns.
+        self._a: list[torch.Tensor] = []
+        self._ab: list[torch.Tensor] = []
+        for deg in range(2, degrees):
+            m2 = torch.arange(deg - 1, dtype=torch.float64) ** 2
+            a = torch.sqrt((4.0 * deg * deg - 1.0) / (deg * deg - m2))
+            b = torch.sqrt(((deg - 1.0) ** 2 - m2) / (4.0 * (deg - 1.0) ** 2 - 1.0))
+            self._a.append(a[:, None])
+            self._ab.append((a * b)[:, None])
+        satclip = convention == "satclip"
+        self._x_sign = -1.0 if satclip else 1.0
+        self._m0_scale = math.pi if satclip else 1.0
+        m = torch.arange(1, degrees, dtype=torch.float64)
+        self._m = m[:, None]
+        sign = (-1.0) ** m if satclip else torch.ones_like(m)
+        self._cs_scale = (math.sqrt(2.0) * sign)[:, None]
+
+    def extra_repr(self) -> str:
+        return f"degrees={self.degrees}, convention={self.convention!r}"
+
+    def forward(self, lonlat: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        lonlat = check_lonlat(lonlat)
+        n = lonlat.shape[0]
+        out = torch.empty((n, self.dim), dtype=dtype, device=lonlat.device)
+        # One work buffer for all chunks: fresh memory per chunk would cost a page fault per 4 KiB.
+        work = torch.empty((self.dim, min(n, self.chunk)), dtype=torch.float64, device=lonlat.device)
+        for start in range(0, n, self.chunk):
+            block = self._features(lonlat[start:start + self.chunk], work)
+            rows = out[start:start + block.shape[1]]
+            # Transpose in bands of features: one large strided copy is several times slower.
+            for f in range(0, self.dim, TRANSPOSE_BAND):
+                rows[:, f:f + TRANSPOSE_BAND].copy_(block[f:f + TRANSPOSE_BAND].T)
+        return out
+
+    def encode(self, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+        return self.forward(torch.stack((lon, lat), dim=1))
+
+    def _features(self, lonlat: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
+        """Feature-major (L^2, n) float64 block for n points, written into ``work``."""
+        L, n, dev = self.degrees, lonlat.shape[0], lonlat.device
+        x, u = sincos_deg(lonlat[:, 1])  # cos(theta), sin(theta)
+        x = x * self._x_sign
+        y = work[:, :n]
+        p_prev2 = None
+        p_prev = torch.full((1, n), 1.0 / math.sqrt(4.0 * math.pi), dtype=torch.float64, device=dev)
+        y[0] = p_prev[0] * self._m0_scale
+        if L == 1:
+            return y
+        phase = self._m.to(dev) * torch.deg2rad(lonlat[:, 0])[None, :]
+        scale = self._cs_scale.to(dev)
+        cos_m = torch.cos(phase).mul_(scale)  # rows m = 1..L-1
+        sin_m_reversed = torch.sin(phase).mul_(scale).flip(0)  # rows m = L-1..1
+        for deg in range(1, L):
+            p = torch.empty((deg + 1, n), dtype=torch.float64, device=dev)
+            if deg >= 2:
+                body = p[:deg - 1]
+                torch.mul(p_prev[:deg - 1], x, out=body)
+                body.mul_(self._a[deg - 2].to(dev))
+                body.addcmul_(p_prev2[:deg - 1], self._ab[deg - 2].to(dev), value=-1.0)
+            torch.mul(p_prev[deg - 1], x, out=p[deg - 1]).mul_(math.sqrt(2.0 * deg + 1.0))
+            torch.mul(p_prev[deg - 1], u, out=p[deg]).mul_(math.sqrt((2.0 * deg + 1.0) / (2.0 * deg)))
+            centre = deg * deg + deg
+            torch.mul(p[0], self._m0_scale, out=y[centre])
+            torch.mul(p[1:], cos_m[:deg], out=y[centre + 1:centre + deg + 1])
+            torch.mul(p[1:].flip(0), sin_m_reversed[L - 1 - deg:], out=y[deg * deg:centre])
+            p_prev2, p_prev = p_prev, p
+        return y
