@@ -15,6 +15,7 @@ from common import machine, update_section  # noqa: E402
 
 SUITES = {
     "rasters": "rasters_bench",
+    "speed": "speed_bench",
 }
 
 

@@ -38,9 +38,12 @@ class LocationEmbedder:
         return self.card["weights"]["sha256"]
 
     @property
-    def resolution_km(self) -> float:
-        """The finest ground scale (km) the model resolves: from its card, else measured from the network."""
-        return float(self.card.get("resolution_km") or self.model.resolution_km())
+    def resolution_km(self) -> float | None:
+        """The finest ground scale (km) the model resolves: from its card, else measured from the network if it can."""
+        if self.card.get("resolution_km"):
+            return float(self.card["resolution_km"])
+        measure = getattr(self.model, "resolution_km", None)
+        return measure() if measure else None
 
     @property
     def pca(self) -> PCABasis:

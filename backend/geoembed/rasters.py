@@ -65,17 +65,19 @@ Evaluator = Callable[[Window, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 def _evaluator(embedder: LocationEmbedder, grid: RasterGrid, embed: Callable, linear: Callable, evaluation: str,
                tolerance: float) -> tuple[Evaluator, Callable[[], dict[str, str]]]:
     """``evaluate(window, lon, lat, valid)`` -> ``linear(embedding)`` of the valid pixels, and its metadata tags."""
-    if evaluation == "auto":
-        if not tolerance > 0:
-            raise InputError("TOLERANCE", f"the tolerance must be a positive number, got {tolerance}")
-        limited = BandLimited(grid, embed, linear, embedder.resolution_km, tolerance)
-        return limited, limited.tags
-    if evaluation != "dense":
+    if evaluation not in ("auto", "dense"):
         raise InputError("EVALUATION", f"unknown evaluation {evaluation!r}; use auto or dense")
+    if not tolerance > 0:
+        raise InputError("TOLERANCE", f"the tolerance must be a positive number, got {tolerance}")
+    resolution = embedder.resolution_km if evaluation == "auto" else None
+    if resolution:
+        limited = BandLimited(grid, embed, linear, resolution, tolerance)
+        return limited, limited.tags
+    report = {"mode": "dense", **({"reason": "the model states no resolution_km"} if evaluation == "auto" else {})}
 
     def dense(window, lon, lat, valid):
         return linear(embed(lon[valid], lat[valid]))
-    return dense, lambda: {"geoembed_evaluation": json.dumps({"mode": "dense"})}
+    return dense, lambda: {"geoembed_evaluation": json.dumps(report)}
 
 
 def _render(grid: RasterGrid, out: AtomicGeoTIFF, evaluate: Evaluator, finish: Callable[[np.ndarray], np.ndarray],
