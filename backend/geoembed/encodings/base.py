@@ -51,11 +51,11 @@ class Encoding(nn.Module):
     dim: int
 
     def _apply(self, fn, recurse=True):
-        """Moves and casts like any module, except that buffers keep their dtype (float64 constants stay float64)."""
-        dtypes = {name: b.dtype for name, b in self._buffers.items() if b is not None}
+        """Moves and casts like any module, except that buffers keep their dtype and values (float64 stays float64)."""
+        originals = {name: b for name, b in self._buffers.items() if b is not None}
         super()._apply(fn, recurse)
-        for name, dtype in dtypes.items():
-            self._buffers[name] = self._buffers[name].to(dtype)
+        for name, b in originals.items():
+            self._buffers[name] = b.to(device=self._buffers[name].device)
         return self
 
     def encode(self, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
