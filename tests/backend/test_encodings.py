@@ -11,6 +11,7 @@ import torch
 from scipy.special import sph_harm
 
 from geoembed.encodings import ENCODINGS, build_encoding
+from geoembed.encodings.sh_reference import real_sh, reference
 from geoembed.encodings.spherical_harmonics import SphericalHarmonics
 
 RNG = np.random.default_rng(20240601)
@@ -28,37 +29,9 @@ def _encode(spec: dict, lonlat: np.ndarray, dtype=torch.float64) -> np.ndarray:
     return build_encoding(spec)(torch.from_numpy(lonlat), dtype=dtype).numpy()
 
 
-def _mp_real_sh(L: int, theta_deg, phi_deg, m0_scale=1) -> list:
-    """All real SH at one point in mpmath: unnormalised recurrence, exact factorials, 40 digits."""
-    with mpmath.workdps(40):
-        theta, phi = mpmath.radians(mpmath.mpf(theta_deg)), mpmath.radians(mpmath.mpf(phi_deg))
-        x, u = mpmath.cos(theta), mpmath.sin(theta)
-        if theta_deg in (0, 180):  # exact poles: sin(pi) is not exactly 0 at finite precision
-            x, u = mpmath.mpf(1 if theta_deg == 0 else -1), mpmath.mpf(0)
-        p = {}
-        for m in range(L):
-            p[m, m] = mpmath.fac2(2 * m - 1) * u**m if m else mpmath.mpf(1)
-            if m + 1 < L:
-                p[m + 1, m] = (2 * m + 1) * x * p[m, m]
-            for deg in range(m + 2, L):
-                p[deg, m] = ((2 * deg - 1) * x * p[deg - 1, m] - (deg + m - 1) * p[deg - 2, m]) / (deg - m)
-        out = []
-        for deg in range(L):
-            for m in range(-deg, deg + 1):
-                k = abs(m)
-                ratio = mpmath.factorial(deg - k) / mpmath.factorial(deg + k)
-                norm = mpmath.sqrt((2 * deg + 1) / (4 * mpmath.pi) * ratio)
-                if m == 0:
-                    out.append(float(m0_scale * norm * p[deg, 0]))
-                else:
-                    trig = mpmath.cos(k * phi) if m > 0 else mpmath.sin(k * phi)
-                    out.append(float(mpmath.sqrt(2) * norm * p[deg, k] * trig))
-        return out
-
-
 def test_mpmath_reference_matches_mpmath_legenp():
     """The reference's Legendre values agree with mpmath.legenp (which carries the Condon-Shortley phase)."""
-    ref = _mp_real_sh(6, 50.0, 0.0)
+    ref = real_sh(6, 50.0, 0.0)
     for deg, m in [(3, 0), (5, 2), (4, 4)]:
         norm = math.sqrt((2 * deg + 1) / (4 * math.pi) * math.factorial(deg - m) / math.factorial(deg + m))
         expected = (-1) ** m * norm * float(mpmath.legenp(deg, m, mpmath.cos(mpmath.radians(50))))
@@ -70,7 +43,7 @@ def test_sh_matches_mpmath_everywhere_and_at_the_poles(L):
     lonlat = np.concatenate([_points(4), [[12.0, 89.9999999], [-100.0, -89.9999999]]])
     got = _encode({"name": "sh", "degrees": L}, lonlat)
     assert got.shape == (len(lonlat), L * L) and np.isfinite(got).all()
-    ref = np.array([_mp_real_sh(L, 90.0 - lat, lon) for lon, lat in lonlat])
+    ref = reference(L, lonlat)
     assert np.abs(got - ref).max() <= 1e-11
 
 
@@ -78,7 +51,7 @@ def test_sh_float32_at_L40():
     lonlat = _points(6)
     got = _encode({"name": "sh", "degrees": 40}, lonlat, dtype=torch.float32)
     assert got.dtype == np.float32 and np.isfinite(got).all()
-    ref = np.array([_mp_real_sh(40, 90.0 - lat, lon) for lon, lat in lonlat])
+    ref = reference(40, lonlat)
     assert np.abs(got - ref).max() <= 2e-6
 
 
@@ -107,7 +80,7 @@ def test_sh_satclip_convention():
     """theta = lat + 90, phi = lon + 180 and m = 0 scaled by pi, computed directly in mpmath."""
     lonlat = _points(4)
     got = _encode({"name": "sh", "degrees": 20, "convention": "satclip"}, lonlat)
-    ref = np.array([_mp_real_sh(20, lat + 90.0, lon + 180.0, m0_scale=mpmath.pi) for lon, lat in lonlat])
+    ref = reference(20, lonlat, "satclip")
     assert np.abs(got - ref).max() <= 1e-11
 
 
