@@ -26,6 +26,7 @@ cos(theta) = -sin(lat), cos(m phi) and sin(m phi) times (-1)^m, and the factor p
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -77,15 +78,27 @@ class SphericalHarmonics(Encoding):
         lonlat = check_lonlat(lonlat)
         n = lonlat.shape[0]
         out = torch.empty((n, self.dim), dtype=dtype, device=lonlat.device)
-        # One work buffer for all chunks: fresh memory per chunk would cost a page fault per 4 KiB.
-        work = torch.empty((self.dim, min(n, self.chunk)), dtype=torch.float64, device=lonlat.device)
-        for start in range(0, n, self.chunk):
+        starts = range(0, n, self.chunk)
+        # The per-chunk operations are too small for torch's intra-op threads: run chunks side by side instead
+        # (torch releases the GIL), each worker with its own work buffer, reused across its chunks.
+        workers = min(torch.get_num_threads(), len(starts)) if lonlat.device.type == "cpu" else 1
+        if workers <= 1:
+            self._fill(lonlat, out, starts)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda k: self._fill(lonlat, out, starts[k::workers]), range(workers)))
+        return out
+
+    def _fill(self, lonlat: torch.Tensor, out: torch.Tensor, starts: range) -> None:
+        """Chunks beginning at ``starts`` into ``out``, through one reused work buffer (fresh memory per chunk
+        would cost a page fault per 4 KiB)."""
+        work = torch.empty((self.dim, min(lonlat.shape[0], self.chunk)), dtype=torch.float64, device=lonlat.device)
+        for start in starts:
             block = self._features(lonlat[start:start + self.chunk], work)
             rows = out[start:start + block.shape[1]]
             # Transpose in bands of features: one large strided copy is several times slower.
             for f in range(0, self.dim, TRANSPOSE_BAND):
                 rows[:, f:f + TRANSPOSE_BAND].copy_(block[f:f + TRANSPOSE_BAND].T)
-        return out
 
     def encode(self, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
         return self.forward(torch.stack((lon, lat), dim=1))
