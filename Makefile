@@ -41,7 +41,7 @@ $(VENV)/.stamp-venv: backend/pyproject.toml
 	test -x $(VPY) || $(PYTHON_SYS) -m venv --system-site-packages $(VENV)
 	mkdir -p $(VENV)/share && ln -sfn /usr/share/proj $(VENV)/share/proj   # PROJ data for Debian's pyproj
 	$(PIP) install $(TORCH)
-	$(PIP) install safetensors pytest ruff
+	$(PIP) install safetensors pytest ruff mpmath
 	$(PIP) install --no-deps $(DATA_PKGS)
 	$(PIP) install --no-deps --no-build-isolation -e backend
 	touch $@
