@@ -49,7 +49,7 @@ def _transform_extent(extent, src, dst):
     return [xmin, ymin, xmax, ymax]
 
 
-def _embedder(args):
+def _embedder(args, progress: Progress):
     from .embedder import LocationEmbedder
     from .runtime import configure_threads
 
@@ -61,7 +61,9 @@ def _embedder(args):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("DEVICE", "CUDA was requested but torch sees no GPU; use --device cpu or auto")
-    return LocationEmbedder(args.model, device=device)
+    embedder = LocationEmbedder(args.model, device=device)
+    progress.log(f"model {args.model!r} loaded on {device} ({torch.get_num_threads()} threads)")
+    return embedder
 
 
 def _reference(args) -> tuple[float, float]:
@@ -96,7 +98,7 @@ def cmd_embed_raster(args, progress: Progress) -> dict:
     from .rasters import embedding_raster
 
     grid, output = _common_checks(args)
-    embedder = _embedder(args)
+    embedder = _embedder(args, progress)
     return embedding_raster(embedder, grid, output, dims=args.dims, dtype=args.dtype, max_gb=args.max_size_gb,
                             progress=progress, evaluation=args.evaluation, tolerance=args.tolerance)
 
@@ -106,7 +108,7 @@ def cmd_similarity(args, progress: Progress) -> dict:
 
     grid, output = _common_checks(args)
     reference = _reference(args)
-    embedder = _embedder(args)
+    embedder = _embedder(args, progress)
     return similarity_raster(embedder, grid, output, reference, dims=args.dims, dtype=args.dtype,
                              max_gb=args.max_size_gb, progress=progress, evaluation=args.evaluation,
                              tolerance=args.tolerance)

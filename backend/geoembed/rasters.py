@@ -80,31 +80,57 @@ def _evaluator(embedder: LocationEmbedder, grid: RasterGrid, embed: Callable, li
     return dense, lambda: {"geoembed_evaluation": json.dumps(report)}
 
 
+class _PixelProgress:
+    """Progress in pixels, advanced per window and, within a window, per embedded batch (never backwards)."""
+
+    def __init__(self, progress: Progress, total: int):
+        self.progress, self.total = progress, total
+        self.done = self.window_size = 0
+        self.reported = 0.0
+
+    def start_window(self, size: int) -> None:
+        self.window_size = size
+
+    def within_window(self, fraction: float) -> None:
+        self._report(self.done + fraction * self.window_size)
+
+    def end_window(self) -> None:
+        self.done += self.window_size
+        self._report(self.done)
+
+    def _report(self, pixels: float) -> None:
+        fraction = max(self.reported, pixels / self.total)
+        self.reported = fraction
+        self.progress(fraction, f"{int(pixels):,} of {self.total:,} pixels")
+
+
 def _render(grid: RasterGrid, out: AtomicGeoTIFF, evaluate: Evaluator, finish: Callable[[np.ndarray], np.ndarray],
-            bands: int, progress: Progress) -> int:
+            bands: int, tracker: _PixelProgress) -> int:
     """Fill ``out`` window by window with ``finish(evaluate(...))``, (n, bands). Returns the valid pixel count."""
-    total = grid.width * grid.height
-    done = valid_pixels = 0
+    valid_pixels = 0
     for window in grid.windows():
         lon, lat, valid = grid.lonlat(window)
+        tracker.start_window(valid.size)
         data = np.zeros((bands, *valid.shape), dtype=np.float32)
         if valid.any():
             data[:, valid] = finish(evaluate(window, lon, lat, valid)).T
         out.write(window, data, valid)
         valid_pixels += int(valid.sum())
-        done += valid.size
-        progress(done / total, f"{done:,} of {total:,} pixels")
+        tracker.end_window()
     return valid_pixels
 
 
-def _embed_checked(embedder: LocationEmbedder, progress: Progress) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Embed in batches, checking for cancellation between them."""
+def _embed_checked(embedder: LocationEmbedder, progress: Progress,
+                   tracker: _PixelProgress) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Embed in batches, checking for cancellation and reporting progress between them."""
     def compute(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         parts = []
         step = embedder.batch_size
         for start in range(0, len(lon), step):
             progress.check()
             parts.append(embedder.embed(lon[start:start + step], lat[start:start + step]))
+            if len(lon) > step:
+                tracker.within_window(min(start + step, len(lon)) / len(lon))
         return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
     return compute
 
@@ -119,10 +145,11 @@ def _linear(embedder: LocationEmbedder, dims: int | None) -> Callable[[np.ndarra
 def _write(embedder: LocationEmbedder, grid: RasterGrid, output: Path, names: list[str], dtype: str, tags: dict,
            linear: Callable, finish: Callable, evaluation: str, tolerance: float, progress: Progress) -> int:
     """Render and write the raster, then add the evaluation report to its tags. Returns the valid pixel count."""
-    evaluate, report = _evaluator(embedder, grid, _embed_checked(embedder, progress), linear, evaluation,
+    tracker = _PixelProgress(progress, grid.width * grid.height)
+    evaluate, report = _evaluator(embedder, grid, _embed_checked(embedder, progress, tracker), linear, evaluation,
                                   tolerance)
     with AtomicGeoTIFF(output, grid, names, dtype, tags) as out:
-        valid = _render(grid, out, evaluate, finish, len(names), progress)
+        valid = _render(grid, out, evaluate, finish, len(names), tracker)
         out.update_tags(report())
     return valid
 

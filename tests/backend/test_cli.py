@@ -89,8 +89,9 @@ def test_signal_stops_and_removes_partial_output(store_home, tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-m", "geoembed", "--progress", "json", "embed-raster",
                              "--extent", "0,0,60,5", "--crs", "EPSG:4326", "--pixel-size", "0.1",
                              "--output", str(out)], stdout=subprocess.PIPE, text=True)
-    first = json.loads(proc.stdout.readline())  # the first window is done: the partial file exists
-    assert first["type"] == "progress"
+    first = json.loads(proc.stdout.readline())
+    assert first["type"] == "log" and "loaded" in first["message"]
+    assert json.loads(proc.stdout.readline())["type"] == "progress"  # computing: the partial file exists
     assert any(p.name.endswith(".partial.tif") for p in tmp_path.iterdir())
     started = time.monotonic()
     proc.send_signal(sig)
