@@ -62,7 +62,10 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
     OUTPUT = "OUTPUT"
     DTYPE = "DTYPE"
     DEVICE = "DEVICE"
+    EVALUATION = "EVALUATION"
+    TOLERANCE = "TOLERANCE"
     DTYPES = ["float32", "float16"]
+    EVALUATIONS = ["auto", "dense"]
     DEVICES = ["auto", "cpu", "cuda"]
 
     COMMAND = ""        # backend subcommand
@@ -121,6 +124,18 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
         self._add(QgsProcessingParameterEnum(self.DEVICE, "Compute device", options=self.DEVICES,
                                              defaultValue="auto", usesStaticStrings=True),
                   "Where the model runs: auto (a CUDA GPU if torch sees one, else the CPU), cpu or cuda.",
+                  advanced=True)
+        self._add(QgsProcessingParameterEnum(self.EVALUATION, "Evaluation", options=self.EVALUATIONS,
+                                             defaultValue="auto", usesStaticStrings=True),
+                  "auto: where pixels are much finer than the model resolves, evaluate the model on a coarser "
+                  "lattice, interpolate, and check random pixels exactly in every window (refining where the "
+                  "error exceeds the tolerance); much faster for fine rasters. dense: evaluate every pixel.",
+                  advanced=True)
+        self._add(QgsProcessingParameterNumber(self.TOLERANCE, "Interpolation tolerance (1 - cosine)",
+                                               QgsProcessingParameterNumber.Double, defaultValue=1e-3,
+                                               minValue=1e-9, maxValue=0.5),
+                  "Largest accepted deviation of an interpolated embedding from the exact one, in cosine terms. "
+                  "The achieved error is written into the output's metadata (geoembed_verified_max_error).",
                   advanced=True)
 
     def add_output(self):
@@ -217,10 +232,13 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         dtype = self.parameterAsEnumString(parameters, self.DTYPE, context) or "float32"
         device = self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto"
+        evaluation = self.parameterAsEnumString(parameters, self.EVALUATION, context) or "auto"
+        tolerance = self.parameterAsDouble(parameters, self.TOLERANCE, context) or 1e-3
         extent = ",".join(number(v) for v in (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()))
         options = [f"--extent={extent}", f"--crs={crs_text(target)}",
                    f"--pixel-size={number(self.parameterAsDouble(parameters, self.PIXEL_SIZE, context))}",
-                   f"--model={model}", f"--dtype={dtype}", f"--device={device}", f"--output={output}"]
+                   f"--model={model}", f"--dtype={dtype}", f"--device={device}", f"--evaluation={evaluation}",
+                   f"--tolerance={number(tolerance)}", f"--output={output}"]
         if extent_crs != target:
             options.append(f"--extent-crs={crs_text(extent_crs)}")
         if dims:

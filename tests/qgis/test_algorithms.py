@@ -190,3 +190,24 @@ def test_plugin_loads_in_qgis_python_without_the_backend(tmp_path):
     assert report["algorithms"] == ["geoembed:embeddingraster", "geoembed:similarityraster"]
     assert report["check"][0] is False and report["check"][1].startswith("PIXEL_SIZE")
     assert report["backend_modules"] == []
+
+
+def test_evaluation_modes_agree_within_tolerance(tmp_path):
+    """A 100 m city raster: band-limited (auto) matches dense within the tolerance it reports."""
+    from osgeo import gdal
+
+    params = {"EXTENT": "448000,453000,5409000,5414000 [EPSG:32631]", "PIXEL_SIZE": 100, "DIMS": 3,
+              "TOLERANCE": 1e-3}
+    rasters = {}
+    for mode in ("auto", "dense"):
+        out = tmp_path / f"{mode}.tif"
+        processing.run("geoembed:embeddingraster", {**params, "EVALUATION": mode, "OUTPUT": str(out)})
+        ds = gdal.Open(str(out))
+        rasters[mode] = (ds.ReadAsArray(), json.loads(ds.GetMetadataItem("geoembed_evaluation")),
+                         ds.GetMetadataItem("geoembed_verified_max_error"))
+    (auto, auto_report, auto_error), (dense, dense_report, _) = rasters["auto"], rasters["dense"]
+    assert dense_report["mode"] == "dense" and auto_report["mode"] == "auto"
+    assert auto_report["start_stride"] > 1 and 0 <= float(auto_error) <= 1e-3
+    # PCA projections are linear in the embedding: compare in relative terms.
+    scale = abs(dense).max()
+    assert abs(auto - dense).max() <= 0.05 * scale
