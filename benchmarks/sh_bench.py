@@ -27,7 +27,7 @@ IMPLEMENTATIONS = ("geoembed", "torchgeo", "locationencoder", "locationencoder-c
 
 
 def _load(impl: str, degrees: int):
-    """(callable on (N, 2) float64 lon/lat, convention for the reference, m = 0 scale), or None if absent."""
+    """(callable on (N, 2) float64 lon/lat, convention for the reference), or why it is skipped."""
     import torch
 
     if impl == "geoembed":
@@ -37,7 +37,7 @@ def _load(impl: str, degrees: int):
         return (lambda x: sh(x)), "satclip"
     if impl == "torchgeo":
         if not (EXT / "torchgeo" / "torchgeo_satclip_sh.py").is_file():
-            return None
+            return f"no copy under {EXT / 'torchgeo'}"
         sys.path[:0] = [str(EXT / "site"), str(EXT / "torchgeo")]
         from torchgeo_satclip_sh import SphericalHarmonics
 
@@ -46,14 +46,14 @@ def _load(impl: str, degrees: int):
     analytic = impl == "locationencoder"
     if not (folder / "spherical_harmonics.py").is_file() or (analytic and not (folder / "spherical_harmonics_ylm.py")
                                                              .is_file()):
-        return None
+        return f"no copy under {folder}"
     sys.path[:0] = [str(EXT), str(EXT / "site")]
     import importlib
 
     module = importlib.import_module("locationencoder.spherical_harmonics")
     if analytic and not hasattr(importlib.import_module("locationencoder.spherical_harmonics_ylm"),
                                 f"Yl{degrees - 1}_m{degrees - 1}"):
-        return None  # the generated file stops below this degree
+        return f"its generated analytic file stops below degree {degrees - 1}"
     sh = module.SphericalHarmonics(degrees, "analytic" if analytic else "closed-form")
     torch.set_grad_enabled(False)
     return sh, "locationencoder" if analytic else "locationencoder-condon-shortley"
@@ -68,8 +68,8 @@ def _child(impl: str, degrees: int, points: int, batch: int, threads: int, cap_s
     torch.set_num_threads(threads)
     torch.set_grad_enabled(False)
     loaded = _load(impl, degrees)
-    if loaded is None:
-        return {"impl": impl, "L": degrees, "skipped": "copy not found under " + str(EXT)}
+    if isinstance(loaded, str):
+        return {"impl": impl, "L": degrees, "skipped": loaded}
     fn, convention = loaded
     rng = np.random.default_rng(0)
     lonlat = np.stack([rng.uniform(-180, 180, points), np.degrees(np.arcsin(rng.uniform(-1, 1, points)))], axis=1)
