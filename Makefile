@@ -62,7 +62,8 @@ plugin:
 deploy: plugin venv
 	rm -rf $(PLUGIN_DIR) && mkdir -p $(dir $(PLUGIN_DIR)) && cp -r $(BUILD)/$(PLUGIN) $(PLUGIN_DIR)
 	printf '{"python": "%s"}\n' "$(VPY)" > $(PLUGIN_DIR)/backend.json
-	$(QGIS_PROCESS) plugins enable $(PLUGIN) >/dev/null 2>&1 || $(QGIS_PROCESS) plugins enable $(PLUGIN)
+	@out=$$($(QGIS_PROCESS) plugins enable $(PLUGIN) 2>&1) || echo "$$out" | grep -q "already enabled" \
+	  || { echo "$$out"; exit 1; }; echo "plugin $(PLUGIN) deployed to $(PLUGIN_DIR) and enabled"
 
 demo: setup
 	mkdir -p $(DEMO_OUT)
