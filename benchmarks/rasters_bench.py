@@ -19,7 +19,7 @@ SCALING = [("512-band raster, 256 x 256", "0,0,25.6,25.6"), ("512-band raster, 5
 TITLE = "Embedding and similarity rasters (model geoclip, CPU, dense evaluation)"
 
 
-def run() -> str:
+def report() -> str:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, command, args in CASES:

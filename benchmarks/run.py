@@ -16,6 +16,7 @@ from common import machine, update_section  # noqa: E402
 SUITES = {
     "rasters": "rasters_bench",
     "speed": "speed_bench",
+    "sh": "sh_bench",
 }
 
 
@@ -28,7 +29,7 @@ def main() -> None:
     for name in args.only or SUITES:
         print(f"running benchmark suite {name!r} ...", flush=True)
         suite = __import__(SUITES[name])
-        body = suite.run()
+        body = suite.report()
         measured = f"_Measured {date.today().isoformat()} on {machine()}._"
         update_section(doc, name, f"## {suite.TITLE}\n\n{measured}\n\n{body}")
         print(body, flush=True)

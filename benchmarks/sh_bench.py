@@ -137,6 +137,18 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+TITLE = "Spherical harmonics: GeoEmbed against torchgeo and locationencoder (CPU)"
+
+
+def report() -> str:
+    """The Markdown section for `make bench`: 1,000,000 points at L = 10, 40, 100 on 2 threads."""
+    intro = ("Command: `.venv/bin/python benchmarks/run.py --only sh` (or `benchmarks/sh_bench.py`). 1,000,000 "
+             "(lon, lat) points, float64, 2 torch threads, OMP_WAIT_POLICY=PASSIVE, batches of 10,000, each run in "
+             f"a fresh process. Public implementations are read from copies in {EXT} (never committed); a missing "
+             "copy is reported as skipped.")
+    return intro + "\n\n" + table(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=1_000_000)

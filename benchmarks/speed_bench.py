@@ -81,7 +81,7 @@ def measure(case: str) -> dict:
             "dense_gflops": dense_rate * FLOPS_PER_POINT / 1e9}
 
 
-def run() -> str:
+def report() -> str:
     rows = []
     for case, (label, *_) in CASES.items():
         _, rss, proc = run_measured([sys.executable, __file__, case])
