@@ -138,10 +138,11 @@ def cmd_models_install_default(args, progress: Progress) -> dict:
 
     configure_threads()
     store = ModelStore()
+    # The wheel stays cached (tests compare against it) even when the model is already installed.
+    wheel = Path(args.wheel) if args.wheel else geoclip_release.download_wheel(Path(args.cache))
     if geoclip_release.is_installed(store) and not args.force:
         progress.log(f"model 'geoclip' is already installed in {store.models_dir}")
         return {"model": "geoclip", "path": str(store.path("geoclip"))}
-    wheel = Path(args.wheel) if args.wheel else geoclip_release.download_wheel(Path(args.cache))
     path = geoclip_release.install(store, wheel)
     progress.log(f"installed model 'geoclip' from {wheel.name} into {path}")
     return {"model": "geoclip", "path": str(path)}

@@ -23,7 +23,8 @@ def test_parameters_help_and_defaults(plugin):
     for alg_id in ALGORITHMS:
         alg = registry.algorithmById(alg_id)
         names = [p.name() for p in alg.parameterDefinitions()]
-        expected = ["EXTENT", "TARGET_CRS", "PIXEL_SIZE", "MODEL", "DIMS", "DTYPE", "DEVICE", "OUTPUT"]
+        expected = ["EXTENT", "TARGET_CRS", "PIXEL_SIZE", "MODEL", "DIMS", "DTYPE", "DEVICE", "EVALUATION", "TOLERANCE",
+                    "OUTPUT"]
         if alg_id.endswith("similarityraster"):
             expected.insert(0, "REFERENCE")
         assert names == expected
