@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from functools import partial
 from typing import Callable
 
+from ..specs import build_from_spec
 from .base import Encoding, check_lonlat, sincos_deg
 from .basic import Cartesian3D, Direct, Wrap
 from .fourier import NeRF, RandomFourierFeatures
@@ -34,16 +34,7 @@ ENCODINGS: dict[str, Callable[..., Encoding]] = {
 
 def build_encoding(spec: dict) -> Encoding:
     """An encoding from ``{"name": ..., **params}``; ValueError for unknown names or parameters."""
-    if not isinstance(spec, dict) or spec.get("name") not in ENCODINGS:
-        name = spec.get("name") if isinstance(spec, dict) else spec
-        raise ValueError(f"unknown encoding {name!r}; known: {', '.join(ENCODINGS)}")
-    params = {k: v for k, v in spec.items() if k != "name"}
-    factory = ENCODINGS[spec["name"]]
-    try:
-        inspect.signature(factory).bind(**params)
-    except TypeError as err:
-        raise ValueError(f"encoding {spec['name']!r}: {err}") from err
-    return factory(**params)
+    return build_from_spec(spec, ENCODINGS, "encoding")
 
 
 __all__ = ["ENCODINGS", "Encoding", "build_encoding", "check_lonlat", "sincos_deg"]

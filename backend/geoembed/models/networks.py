@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Callable
 
 import torch
 from torch import nn
+
+from ..specs import build_from_spec
 
 
 def _check_sizes(**sizes: int) -> None:
@@ -113,13 +114,4 @@ NETWORKS: dict[str, Callable[..., nn.Module]] = {"linear": linear, "mlp": mlp, "
 
 def build_network(spec: dict, dim_in: int) -> nn.Module:
     """A network from ``{"name": ..., "dim_out": ..., **params}`` for inputs of width ``dim_in``."""
-    if not isinstance(spec, dict) or spec.get("name") not in NETWORKS:
-        name = spec.get("name") if isinstance(spec, dict) else spec
-        raise ValueError(f"unknown network {name!r}; known: {', '.join(NETWORKS)}")
-    params = {k: v for k, v in spec.items() if k != "name"}
-    factory = NETWORKS[spec["name"]]
-    try:
-        inspect.signature(factory).bind(dim_in, **params)
-    except TypeError as err:
-        raise ValueError(f"network {spec['name']!r}: {err}") from err
-    return factory(dim_in, **params)
+    return build_from_spec(spec, NETWORKS, "network", dim_in)
