@@ -6,7 +6,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-import rasterio
+
+# GDAL caches dirty blocks up to GDAL_CACHEMAX (default 5% of RAM); a fixed cap keeps memory independent of RAM
+# and of the raster's size. Set before rasterio first touches GDAL; a user's own setting wins.
+os.environ.setdefault("GDAL_CACHEMAX", "256")
+
+import rasterio  # noqa: E402
 
 from .errors import InputError
 from .grid import BLOCK, RasterGrid
