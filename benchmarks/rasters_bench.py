@@ -42,5 +42,6 @@ def report() -> str:
     lines += ["", f"From the 256 x 256 to the 512 x 512 512-band raster the output grows 4x and peak memory "
               f"{large / small:.2f}x ({small:.0f} -> {large:.0f} MiB). The raster is computed and written one "
               "256 x 256 window at a time (about 130 MiB of float32 for 512 bands); the rest is torch, the model "
-              "and GDAL's block cache (capped at GDAL_CACHEMAX = 256 MiB). Peak memory still grows with the raster here, more slowly than the output; where it levels off is not yet measured."]
+              "and GDAL's block cache (capped at GDAL_CACHEMAX = 256 MiB). Peak memory still grows with the raster "
+              "here, more slowly than the output; where it levels off is not yet measured."]
     return "\n".join(lines)
