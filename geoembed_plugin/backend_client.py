@@ -104,9 +104,7 @@ def _remove(paths):
     for path in paths:
         try:
             os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError:
+        except OSError:  # already gone, or not ours to remove
             pass
 
 

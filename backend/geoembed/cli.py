@@ -22,8 +22,6 @@ OPTIONS = {"EXTENT": "--extent", "TARGET_CRS": "--crs", "EXTENT_CRS": "--extent-
 
 
 def _grid(args):
-    from pyproj import CRS
-
     from .grid import RasterGrid, parse_crs, parse_numbers
 
     crs = parse_crs(args.crs, "TARGET_CRS")
@@ -32,8 +30,6 @@ def _grid(args):
         extent_crs = parse_crs(args.extent_crs, "EXTENT_CRS")
         if extent_crs != crs:
             extent = _transform_extent(extent, extent_crs, crs)
-    else:
-        extent_crs = CRS(crs)
     return RasterGrid.create(crs, tuple(extent), args.pixel_size)
 
 
