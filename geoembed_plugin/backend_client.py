@@ -94,10 +94,11 @@ def child_environment():
 
 
 def partial_paths(output, pid):
-    """Files the backend may leave behind for ``output`` if it is killed (see geoembed.geotiff.AtomicGeoTIFF)."""
+    """Files the backend may leave behind for ``output`` if it is killed (see geoembed.atomic.partial_path)."""
     folder, name = os.path.split(os.path.abspath(output))
-    tmp = os.path.join(folder, f".{os.path.splitext(name)[0]}.{pid}.partial.tif")
-    return [tmp, tmp + ".aux.xml"]
+    stem, ext = os.path.splitext(name)
+    tmp = os.path.join(folder, f".{stem}.{pid}.partial{ext}")
+    return [tmp, tmp + ".aux.xml", tmp + "-journal", tmp + "-wal", tmp + "-shm"]
 
 
 def _remove(paths):
@@ -118,10 +119,10 @@ def _pump(stream, sink, tag):
 
 
 class BackendRun:
-    """One run of ``python -m geoembed --progress json <command> <options>``."""
+    """One run of ``python -m geoembed --progress json <command words> <options>``."""
 
     def __init__(self, command, options, output, feedback=None):
-        self.command = command
+        self.command = [command] if isinstance(command, str) else list(command)
         self.options = [str(o) for o in options]
         self.output = os.path.abspath(output) if output else None
         self.feedback = feedback
@@ -131,7 +132,7 @@ class BackendRun:
         self.cancelled = False
 
     def _argv(self, python):
-        return [python, "-m", "geoembed", "--progress", "json", self.command, *self.options]
+        return [python, "-m", "geoembed", "--progress", "json", *self.command, *self.options]
 
     def _canceled(self):
         return self.feedback is not None and self.feedback.isCanceled()

@@ -3,11 +3,11 @@
 import os
 
 from . import styles
-from .algorithm_base import GeoEmbedAlgorithm
+from .grid_algorithm import GridAlgorithm
 
 
-class EmbeddingRasterAlgorithm(GeoEmbedAlgorithm):
-    COMMAND = "embed-raster"
+class EmbeddingRasterAlgorithm(GridAlgorithm):
+    COMMAND = ["embed-raster"]
     ICON = "embedding.svg"
     OUTPUT_DESCRIPTION = "Embedding raster"
 
@@ -41,6 +41,8 @@ class EmbeddingRasterAlgorithm(GeoEmbedAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.add_grid_parameters()
+        self.add_model_parameter()
+        self.add_dims_parameter()
         self.add_advanced_parameters()
         self.add_output()
 

@@ -2,9 +2,12 @@
 
 from qgis.core import QgsProcessingProvider
 
+from .apply_probe import ApplyProbeAlgorithm
+from .apply_probe_points import ApplyProbeToPointsAlgorithm
 from .embedding_raster import EmbeddingRasterAlgorithm
 from .resources import icon
 from .similarity_raster import SimilarityRasterAlgorithm
+from .train_probe import TrainProbeAlgorithm
 
 
 class GeoEmbedProvider(QgsProcessingProvider):
@@ -23,9 +26,18 @@ class GeoEmbedProvider(QgsProcessingProvider):
     def loadAlgorithms(self):
         self.addAlgorithm(EmbeddingRasterAlgorithm())
         self.addAlgorithm(SimilarityRasterAlgorithm())
+        self.addAlgorithm(TrainProbeAlgorithm())
+        self.addAlgorithm(ApplyProbeAlgorithm())
+        self.addAlgorithm(ApplyProbeToPointsAlgorithm())
 
     def supportedOutputRasterLayerExtensions(self):
         return ["tif"]
 
     def defaultRasterFileExtension(self):
         return "tif"
+
+    def supportedOutputVectorLayerExtensions(self):
+        return ["gpkg", "shp", "geojson"]
+
+    def defaultVectorFileExtension(self, hasGeometry=True):
+        return "gpkg"

@@ -5,11 +5,12 @@ import os
 from qgis.core import QgsProcessingParameterPoint
 
 from . import styles
-from .algorithm_base import GeoEmbedAlgorithm, crs_text, number
+from .algorithm_base import crs_text, number
+from .grid_algorithm import GridAlgorithm
 
 
-class SimilarityRasterAlgorithm(GeoEmbedAlgorithm):
-    COMMAND = "similarity"
+class SimilarityRasterAlgorithm(GridAlgorithm):
+    COMMAND = ["similarity"]
     ICON = "similarity.svg"
     OUTPUT_DESCRIPTION = "Similarity raster"
     REFERENCE = "REFERENCE"
@@ -47,6 +48,8 @@ class SimilarityRasterAlgorithm(GeoEmbedAlgorithm):
                   "The place to compare every pixel with, in any CRS; it must lie within the valid area of its "
                   "CRS.")
         self.add_grid_parameters()
+        self.add_model_parameter()
+        self.add_dims_parameter()
         self.add_advanced_parameters()
         self.add_output()
 

@@ -4,13 +4,23 @@ import os
 import shutil
 
 from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsColorRampShader,
     QgsContrastEnhancement,
+    QgsMapLayer,
     QgsMultiBandColorRenderer,
+    QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterLayer,
     QgsRasterMinMaxOrigin,
+    QgsRasterShader,
     QgsRectangle,
+    QgsRendererCategory,
+    QgsSingleBandPseudoColorRenderer,
+    QgsSymbol,
+    QgsVectorLayer,
 )
+from qgis.PyQt.QtGui import QColor
 
 from .resources import resource_path
 
@@ -37,9 +47,7 @@ def write_embedding_style(output):
     layer.setRenderer(renderer)
     layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
                                  QgsRasterMinMaxOrigin.CumulativeCut, QgsRectangle(), 250000)
-    target = sidecar_path(output)
-    _message, ok = layer.saveNamedStyle(target)
-    return target if ok else None
+    return _save(layer, output)
 
 
 class LayerStyler(QgsProcessingLayerPostProcessorInterface):
@@ -59,7 +67,7 @@ class LayerStyler(QgsProcessingLayerPostProcessorInterface):
         return instance
 
     def postProcessLayer(self, layer, context, feedback):
-        if not isinstance(layer, QgsRasterLayer):
+        if not isinstance(layer, QgsMapLayer):
             return
         if self.name:
             layer.setName(self.name)
@@ -69,3 +77,63 @@ class LayerStyler(QgsProcessingLayerPostProcessorInterface):
             if not ok and feedback:
                 feedback.reportError(f"Could not apply the style {qml}: {_message}")
         layer.triggerRepaint()
+
+
+def class_colors(count):
+    """``count`` distinct, reproducible colours (golden-ratio hues at alternating lightness)."""
+    colors = []
+    for i in range(count):
+        hue = (0.61803398875 * i) % 1.0
+        colors.append(QColor.fromHsvF(hue, 0.65 if i % 2 else 0.85, 0.95 if i % 3 else 0.75))
+    return colors
+
+
+def write_class_style(output, classes):
+    """Band 1 (class code 1..N) as a palette labelled with the class names; saved as the sidecar style."""
+    layer = QgsRasterLayer(output, "classes", "gdal")
+    if not layer.isValid():
+        return None
+    entries = [QgsPalettedRasterRenderer.Class(code, color, str(name))
+               for code, (name, color) in enumerate(zip(classes, class_colors(len(classes))), start=1)]
+    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, entries))
+    return _save(layer, output)
+
+
+def write_value_style(output, low, high):
+    """Band 1 with a viridis-like colour ramp from ``low`` to ``high``; saved as the sidecar style."""
+    layer = QgsRasterLayer(output, "values", "gdal")
+    if not layer.isValid() or not high > low:
+        return None
+    ramp = QgsColorRampShader(low, high)
+    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    stops = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
+    values = [low + (high - low) * i / (len(stops) - 1) for i in range(len(stops))]
+    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(value, QColor(color), f"{value:.4g}")
+                               for value, color in zip(values, stops)])
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(low)
+    renderer.setClassificationMax(high)
+    layer.setRenderer(renderer)
+    return _save(layer, output)
+
+
+def write_point_class_style(output, field, classes):
+    """Points coloured by their predicted class; saved as the sidecar style of the vector output."""
+    layer = QgsVectorLayer(output, "points", "ogr")
+    if not layer.isValid():
+        return None
+    categories = []
+    for name, color in zip(classes, class_colors(len(classes))):
+        symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+        symbol.setColor(color)
+        categories.append(QgsRendererCategory(str(name), symbol, str(name)))
+    layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
+    return _save(layer, output)
+
+
+def _save(layer, output):
+    target = sidecar_path(output)
+    _message, ok = layer.saveNamedStyle(target)
+    return target if ok else None

@@ -12,13 +12,15 @@ from pathlib import Path
 
 from . import __version__
 from .errors import Cancelled, GeoEmbedError, InputError
+from .probes.cli import OPTIONS as PROBE_OPTIONS
+from .probes.cli import add_probe_commands
 from .progress import Progress
 
 # QGIS parameter name -> CLI option, so errors name both.
 OPTIONS = {"EXTENT": "--extent", "TARGET_CRS": "--crs", "EXTENT_CRS": "--extent-crs", "PIXEL_SIZE": "--pixel-size",
            "MODEL": "--model", "DIMS": "--dims", "OUTPUT": "--output", "REFERENCE": "--reference",
            "REFERENCE_CRS": "--reference-crs", "DTYPE": "--dtype", "DEVICE": "--device",
-           "EVALUATION": "--evaluation", "TOLERANCE": "--tolerance"}
+           "EVALUATION": "--evaluation", "TOLERANCE": "--tolerance", **PROBE_OPTIONS}
 
 
 def _grid(args):
@@ -83,7 +85,7 @@ def _common_checks(args):
     grid = _grid(args)
     output = check_output_path(args.output)
     ModelStore().path(args.model)  # unknown model: fail before loading torch
-    if args.dims is not None and args.dims < 1:
+    if getattr(args, "dims", None) is not None and args.dims < 1:
         raise InputError("DIMS", f"DIMS must be a positive number of principal components, got {args.dims}")
     if not args.tolerance > 0:
         raise InputError("TOLERANCE", f"the tolerance must be a positive number, got {args.tolerance}")
@@ -144,13 +146,13 @@ def cmd_models_install_default(args, progress: Progress) -> dict:
     return {"model": "geoclip", "path": str(path)}
 
 
-def _grid_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--extent", required=True, help="xmin,ymin,xmax,ymax in --extent-crs (default: --crs)")
+def _grid_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """The output grid, model and GeoTIFF options shared by every raster command."""
+    p.add_argument("--extent", required=required, help="xmin,ymin,xmax,ymax in --extent-crs (default: --crs)")
     p.add_argument("--extent-crs", help="CRS of --extent if it differs from --crs")
-    p.add_argument("--crs", required=True, help="output CRS, e.g. EPSG:3035")
-    p.add_argument("--pixel-size", type=float, required=True, help="pixel size in units of --crs")
+    p.add_argument("--crs", required=required, help="output CRS, e.g. EPSG:3035")
+    p.add_argument("--pixel-size", type=float, required=required, help="pixel size in units of --crs")
     p.add_argument("--model", default="geoclip", help="model id from `geoembed models` (default: geoclip)")
-    p.add_argument("--dims", type=int, help="keep this many principal components (the model's PCA basis)")
     p.add_argument("--dtype", choices=["float32", "float16"], default="float32")
     p.add_argument("--max-size-gb", type=float, default=None,
                    help="refuse outputs larger than this, uncompressed (default: $GEOEMBED_MAX_OUTPUT_GB or 64)")
@@ -163,6 +165,11 @@ def _grid_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="output GeoTIFF (.tif)")
 
 
+def _embedding_options(p: argparse.ArgumentParser) -> None:
+    _grid_options(p)
+    p.add_argument("--dims", type=int, help="keep this many principal components (the model's PCA basis)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geoembed", description="Location embeddings as GIS rasters.")
     parser.add_argument("--version", action="version", version=f"geoembed {__version__}")
@@ -171,11 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("embed-raster", help="write an embedding raster, one band per dimension")
-    _grid_options(p)
+    _embedding_options(p)
     p.set_defaults(func=cmd_embed_raster)
 
     p = sub.add_parser("similarity", help="write the cosine similarity of every pixel to a reference place")
-    _grid_options(p)
+    _embedding_options(p)
     p.add_argument("--reference", required=True, help="x,y of the reference place in --reference-crs")
     p.add_argument("--reference-crs", default="EPSG:4326", help="CRS of --reference (default EPSG:4326, lon,lat)")
     p.set_defaults(func=cmd_similarity)
@@ -189,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache", default=str(Path.home() / ".cache" / "geoembed"), help="where to keep the wheel")
     q.add_argument("--force", action="store_true", help="reinstall even if present")
     q.set_defaults(func=cmd_models_install_default)
+
+    add_probe_commands(sub, _grid_options)
     return parser
 
 

@@ -9,10 +9,11 @@ import numpy as np
 
 # GDAL caches dirty blocks up to GDAL_CACHEMAX (default 5% of RAM); a fixed cap keeps memory independent of RAM
 # and of the raster's size. Set before rasterio first touches GDAL; a user's own setting wins.
-os.environ.setdefault("GDAL_CACHEMAX", "256")
+os.environ.setdefault("GDAL_CACHEMAX", "64")
 
 import rasterio  # noqa: E402
 
+from .atomic import partial_path
 from .errors import InputError
 from .grid import BLOCK, RasterGrid
 
@@ -46,7 +47,7 @@ class AtomicGeoTIFF:
         if dtype not in DTYPES:
             raise InputError("DTYPE", f"unknown data type {dtype!r}; use float32 or float16")
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial.tif")
+        self.tmp = partial_path(self.path)
         self.grid = grid
         self.band_names = band_names
         self.dtype = dtype
@@ -68,9 +69,9 @@ class AtomicGeoTIFF:
         return self
 
     def write(self, window, data: np.ndarray, valid: np.ndarray) -> None:
-        """Write (bands, rows, cols) ``data``; pixels where ``valid`` is False become nodata."""
-        out = np.where(valid[None], data, np.float32(NODATA)).astype(np.float32, copy=False)
-        self.dataset.write(out, window=window)
+        """Write float32 (bands, rows, cols) ``data``; pixels where ``valid`` is False become nodata (in place)."""
+        data[:, ~valid] = NODATA
+        self.dataset.write(data, window=window)
 
     def update_tags(self, tags: dict[str, str]) -> None:
         """Add dataset tags, e.g. a report known only once every window is written."""

@@ -31,7 +31,7 @@ def _check_dims(embedder: LocationEmbedder, dims: int | None) -> None:
                                  f"(got {dims}); leave it empty for all {embedder.dim} dimensions")
 
 
-def _check_size(grid: RasterGrid, bands: int, dtype: str, max_gb: float) -> None:
+def check_size(grid: RasterGrid, bands: int, dtype: str, max_gb: float) -> None:
     size = estimated_bytes(grid, bands, dtype)
     if size > max_gb * 1e9:
         raise InputError(
@@ -41,7 +41,7 @@ def _check_size(grid: RasterGrid, bands: int, dtype: str, max_gb: float) -> None
             "dimensions (DIMS) or float16, or raise the limit (--max-size-gb / GEOEMBED_MAX_OUTPUT_GB).")
 
 
-def _provenance(embedder: LocationEmbedder, kind: str, grid: RasterGrid, parameters: dict) -> dict[str, str]:
+def provenance(embedder: LocationEmbedder, kind: str, grid: RasterGrid, parameters: dict) -> dict[str, str]:
     card = embedder.card
     return {
         "geoembed_kind": kind,
@@ -104,16 +104,22 @@ class _PixelProgress:
         self.progress(fraction, f"{int(pixels):,} of {self.total:,} pixels")
 
 
-def _render(grid: RasterGrid, out: AtomicGeoTIFF, evaluate: Evaluator, finish: Callable[[np.ndarray], np.ndarray],
-            bands: int, tracker: _PixelProgress) -> int:
-    """Fill ``out`` window by window with ``finish(evaluate(...))``, (n, bands). Returns the valid pixel count."""
+Finisher = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _render(grid: RasterGrid, out: AtomicGeoTIFF, evaluate: Evaluator, finish: Finisher, bands: int,
+            tracker: _PixelProgress) -> int:
+    """Fill ``out`` window by window with ``finish(evaluate(...), lon, lat)`` of the valid pixels, (n, bands).
+
+    Returns the valid pixel count.
+    """
     valid_pixels = 0
     for window in grid.windows():
         lon, lat, valid = grid.lonlat(window)
         tracker.start_window(valid.size)
         data = np.zeros((bands, *valid.shape), dtype=np.float32)
         if valid.any():
-            data[:, valid] = finish(evaluate(window, lon, lat, valid)).T
+            data[:, valid] = finish(evaluate(window, lon, lat, valid), lon[valid], lat[valid]).T
         out.write(window, data, valid)
         valid_pixels += int(valid.sum())
         tracker.end_window()
@@ -142,9 +148,11 @@ def _linear(embedder: LocationEmbedder, dims: int | None) -> Callable[[np.ndarra
     return lambda e: e
 
 
-def _write(embedder: LocationEmbedder, grid: RasterGrid, output: Path, names: list[str], dtype: str, tags: dict,
-           linear: Callable, finish: Callable, evaluation: str, tolerance: float, progress: Progress) -> int:
-    """Render and write the raster, then add the evaluation report to its tags. Returns the valid pixel count."""
+def render_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path, names: list[str], dtype: str,
+                  tags: dict, linear: Callable, finish: Finisher, evaluation: str, tolerance: float,
+                  progress: Progress) -> int:
+    """Write a raster whose bands are ``finish(linear(embedding), lon, lat)`` of every valid pixel, window by
+    window, then add the evaluation report to its tags. Returns the valid pixel count."""
     tracker = _PixelProgress(progress, grid.width * grid.height)
     evaluate, report = _evaluator(embedder, grid, _embed_checked(embedder, progress, tracker), linear, evaluation,
                                   tolerance)
@@ -165,12 +173,12 @@ def embedding_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path,
     progress = progress or Progress("none")
     _check_dims(embedder, dims)
     bands = dims or embedder.dim
-    _check_size(grid, bands, dtype, max_gb)
+    check_size(grid, bands, dtype, max_gb)
     names = [f"pca_{i:03d}" for i in range(dims)] if dims else [f"emb_{i:03d}" for i in range(bands)]
-    tags = _provenance(embedder, "embedding", grid, {"dims": dims, "dtype": dtype, "evaluation": evaluation,
+    tags = provenance(embedder, "embedding", grid, {"dims": dims, "dtype": dtype, "evaluation": evaluation,
                                                      "tolerance": tolerance})
-    valid = _write(embedder, grid, output, names, dtype, tags, _linear(embedder, dims), lambda v: v, evaluation,
-                   tolerance, progress)
+    valid = render_raster(embedder, grid, output, names, dtype, tags, _linear(embedder, dims),
+                          lambda features, lon, lat: features, evaluation, tolerance, progress)
     return {"output": str(output), "width": grid.width, "height": grid.height, "bands": bands,
             "valid_pixels": valid}
 
@@ -186,7 +194,7 @@ def similarity_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path
     """
     progress = progress or Progress("none")
     _check_dims(embedder, dims)
-    _check_size(grid, 1, dtype, max_gb)
+    check_size(grid, 1, dtype, max_gb)
     linear = _linear(embedder, dims)
 
     def unit(features: np.ndarray) -> np.ndarray:
@@ -194,12 +202,12 @@ def similarity_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path
 
     ref = unit(linear(embedder.embed([reference[0]], [reference[1]])))[0]
 
-    def finish(features: np.ndarray) -> np.ndarray:
+    def finish(features: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         return np.clip(unit(features) @ ref, -1.0, 1.0)[:, None]
 
-    tags = _provenance(embedder, "similarity", grid, {"dims": dims, "dtype": dtype, "evaluation": evaluation,
+    tags = provenance(embedder, "similarity", grid, {"dims": dims, "dtype": dtype, "evaluation": evaluation,
                                                       "tolerance": tolerance, "reference_lonlat": list(reference)})
-    valid = _write(embedder, grid, output, ["similarity"], dtype, tags, linear, finish, evaluation, tolerance,
-                   progress)
+    valid = render_raster(embedder, grid, output, ["similarity"], dtype, tags, linear, finish, evaluation,
+                          tolerance, progress)
     return {"output": str(output), "width": grid.width, "height": grid.height, "bands": 1,
             "valid_pixels": valid, "reference_lonlat": list(reference)}

@@ -4,12 +4,10 @@ import configparser
 
 from qgis.core import QgsApplication, QgsProcessingParameterDefinition
 
-from .helpers import REPO
-
-ALGORITHMS = {"geoembed:embeddingraster", "geoembed:similarityraster"}
+from .helpers import ALGORITHMS, RASTER_ALGORITHMS, REPO
 
 
-def test_provider_registers_both_algorithms(plugin):
+def test_provider_registers_every_algorithm(plugin):
     provider = QgsApplication.processingRegistry().providerById("geoembed")
     assert provider is not None
     assert provider.name() == "GeoEmbed"
@@ -18,9 +16,19 @@ def test_provider_registers_both_algorithms(plugin):
     assert provider.supportedOutputRasterLayerExtensions() == ["tif"]
 
 
-def test_parameters_help_and_defaults(plugin):
+def test_every_algorithm_has_help_an_example_and_an_icon(plugin):
     registry = QgsApplication.processingRegistry()
     for alg_id in ALGORITHMS:
+        alg = registry.algorithmById(alg_id)
+        assert "Example" in alg.shortHelpString() and alg.shortDescription()
+        assert not alg.icon().isNull()
+        for p in alg.parameterDefinitions():
+            assert p.help(), f"{alg_id} {p.name()} has no help"
+
+
+def test_parameters_help_and_defaults(plugin):
+    registry = QgsApplication.processingRegistry()
+    for alg_id in RASTER_ALGORITHMS:
         alg = registry.algorithmById(alg_id)
         names = [p.name() for p in alg.parameterDefinitions()]
         expected = ["EXTENT", "TARGET_CRS", "PIXEL_SIZE", "MODEL", "DIMS", "DTYPE", "DEVICE", "EVALUATION", "TOLERANCE",

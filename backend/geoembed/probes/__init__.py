@@ -1,0 +1,1 @@
+"""Probes: small models trained on frozen location embeddings to predict a label, with honest validation."""
