@@ -10,8 +10,9 @@ from .errors import InputError
 
 
 def wrap_lon(lon: np.ndarray) -> np.ndarray:
-    """Wrap longitudes (degrees) into [-180, 180)."""
-    return (np.asarray(lon, dtype=np.float64) + 180.0) % 360.0 - 180.0
+    """Wrap longitudes (degrees) into [-180, 180); values already inside stay exactly as they are."""
+    lon = np.asarray(lon, dtype=np.float64)
+    return np.where((lon >= -180.0) & (lon < 180.0), lon, (lon + 180.0) % 360.0 - 180.0)
 
 
 def fibonacci_lattice(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -112,11 +112,6 @@ def _missing(path: str) -> bool:
     return not file.startswith("/vsi") and not os.path.exists(file)
 
 
-def _wrap(lon: np.ndarray) -> np.ndarray:
-    """wrap_lon, leaving longitudes already in [-180, 180) bit for bit as they are."""
-    return np.where((lon >= -180.0) & (lon < 180.0), lon, wrap_lon(lon))
-
-
 def _uniform(rng: np.random.Generator, box: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` points uniform on the sphere inside rows ``box`` = (lon0, lon1, lat0, lat1), one row per point."""
     s0, s1 = np.sin(np.radians(box[:, 2])), np.sin(np.radians(box[:, 3]))
@@ -244,7 +239,7 @@ def _points(geoms: list, crs: CRS, values: np.ndarray) -> tuple[np.ndarray, np.n
             owner.append(i)
     x, y = np.array(xy, np.float64).T
     lon, lat = _to_wgs84(crs, x, y, "points")
-    return _wrap(lon), lat, values[np.array(owner)]
+    return wrap_lon(lon), lat, values[np.array(owner)]
 
 
 @dataclass
@@ -342,7 +337,7 @@ def _sample_parts(parts: list[_Part], samples: int, rng: np.random.Generator,
             raise InputError("INPUT", f"only {count} of {drawn} random points fell inside the polygons; they cover "
                                       "almost no area")
     lon, lat, owner = (np.concatenate(a)[:samples] for a in zip(*found))
-    return _wrap(lon), lat, owner
+    return wrap_lon(lon), lat, owner
 
 
 def read_vector_labels(path: str, field: str, *, layer: str | None = None, task: str = "auto", samples: int = 1000,
@@ -560,7 +555,7 @@ def sample_raster_labels(path: str, *, band: Band = 1, samples: int = 1000,
               "extent_crs": (extent_crs or "EPSG:4326") if extent is not None else None,
               "sampling": "uniform on the sphere inside the extent, nearest pixel, nodata skipped",
               "samples": samples, "seed": seed, "drawn": drawn}
-    return _finish(_wrap(lon), lat, reduced, task, name, source, "EXTENT" if extent is not None else "BAND")
+    return _finish(wrap_lon(lon), lat, reduced, task, name, source, "EXTENT" if extent is not None else "BAND")
 
 
 def _check_yield(drawn: int, inside: int, valid: int, has_extent: bool) -> None:
