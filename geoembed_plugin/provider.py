@@ -5,6 +5,8 @@ from qgis.core import QgsProcessingProvider
 from .apply_probe import ApplyProbeAlgorithm
 from .apply_probe_points import ApplyProbeToPointsAlgorithm
 from .embedding_raster import EmbeddingRasterAlgorithm
+from .import_model import ImportModelAlgorithm
+from .model_card import ModelCardAlgorithm
 from .resources import icon
 from .similarity_raster import SimilarityRasterAlgorithm
 from .train_probe import TrainProbeAlgorithm
@@ -29,6 +31,8 @@ class GeoEmbedProvider(QgsProcessingProvider):
         self.addAlgorithm(TrainProbeAlgorithm())
         self.addAlgorithm(ApplyProbeAlgorithm())
         self.addAlgorithm(ApplyProbeToPointsAlgorithm())
+        self.addAlgorithm(ImportModelAlgorithm())
+        self.addAlgorithm(ModelCardAlgorithm())
 
     def supportedOutputRasterLayerExtensions(self):
         return ["tif"]

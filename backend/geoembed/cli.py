@@ -146,6 +146,42 @@ def cmd_models_install_default(args, progress: Progress) -> dict:
     return {"model": "geoclip", "path": str(path)}
 
 
+def cmd_models_import(args, progress: Progress) -> dict:
+    from .model_import import import_model
+    from .runtime import configure_threads
+    from .store import ModelStore
+
+    configure_threads()
+    store = ModelStore()
+    folder = import_model(store, Path(args.path), model_id=args.id, name=args.name, force=args.force,
+                          progress=progress)
+    card = store.card(folder.name)
+    progress.log(f"installed model {card['id']!r} ({card['dimension']}-d, {card['name']}) into {folder}")
+    return {"model": card["id"], "path": str(folder), "name": card["name"], "dimension": card["dimension"]}
+
+
+def _card_lines(entry: dict, indent: str = "") -> list[str]:
+    lines = []
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            lines += [f"{indent}{key}:", *_card_lines(value, indent + "  ")]
+        else:
+            lines.append(f"{indent}{key}: {value}")
+    return lines
+
+
+def cmd_models_show(args, progress: Progress) -> dict:
+    from .store import ModelStore
+
+    try:
+        card = ModelStore().card(args.model_id)
+    except InputError as err:
+        raise InputError("MODEL_ID", err.reason) from None
+    if args.progress != "json":
+        print(json.dumps(card, indent=2) if args.json else "\n".join(_card_lines(card)))
+    return {"model": card["id"], "card": card}
+
+
 def _grid_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     """The output grid, model and GeoTIFF options shared by every raster command."""
     p.add_argument("--extent", required=required, help="xmin,ymin,xmax,ymax in --extent-crs (default: --crs)")
@@ -196,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache", default=str(Path.home() / ".cache" / "geoembed"), help="where to keep the wheel")
     q.add_argument("--force", action="store_true", help="reinstall even if present")
     q.set_defaults(func=cmd_models_install_default)
+    q = msub.add_parser("import", help="convert a SatCLIP checkpoint (.ckpt) or a GeoEmbed model folder into the store")
+    q.add_argument("path", help="a SatCLIP Lightning checkpoint (.ckpt), or a folder with card.json and "
+                                "weights.safetensors")
+    q.add_argument("--id", help="model id (default: from the file name)")
+    q.add_argument("--name", help="display name (default: from the checkpoint)")
+    q.add_argument("--force", action="store_true", help="replace an installed model with the same id")
+    q.set_defaults(func=cmd_models_import, options={"INPUT": "PATH", "MODEL_ID": "--id"})
+    q = msub.add_parser("show", help="print a model's card")
+    q.add_argument("model_id", metavar="ID", help="model id from `geoembed models`")
+    q.add_argument("--json", action="store_true", help="print the card as JSON")
+    q.set_defaults(func=cmd_models_show, options={"MODEL_ID": "ID"})
 
     add_probe_commands(sub, _grid_options)
     return parser
@@ -211,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args, progress)
     except InputError as err:
-        option = OPTIONS.get(err.parameter)
+        option = {**OPTIONS, **getattr(args, "options", {})}.get(err.parameter)
         progress.error(f"{err.parameter}{f' ({option})' if option else ''}: {err.reason}", err.parameter)
         return 2
     except Cancelled as err:

@@ -11,27 +11,20 @@ import hashlib
 import io
 import subprocess
 import sys
-import tempfile
 import zipfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from . import __version__
-from .coords import fibonacci_lattice
-from .embedder import LocationEmbedder
 from .errors import GeoEmbedError
+from .model_install import install_state
 from .models.geoclip import GeoCLIPLocationEncoder, convert_geoclip_state_dict
-from .pca import PCABasis
-from .store import PCA, WEIGHTS, ModelStore
+from .store import ModelStore
 
 MODEL_ID = "geoclip"
 REQUIREMENT = "geoclip==1.3.0"
 MEMBER = "geoclip/model/weights/location_encoder_weights.pth"
 SHA256 = "94b80ae3af89fca78539e129dd2929d321247f5ceeeb0a31bc2c31041a253394"
-PCA_SAMPLE = 20000
 ARCHITECTURE = {"name": "geoclip", "params": {"sigmas": [1.0, 16.0, 256.0], "frequencies": 256,
                                                "hidden": 1024, "depth": 3, "out_dim": 512}}
 
@@ -86,18 +79,8 @@ def install(store: ModelStore, wheel: Path) -> Path:
             "input_order": "lat,lon",
             "license": "MIT, Copyright (c) 2024 Vicente Vivanco",
         },
-        "pca": {"file": PCA, "sample": f"Fibonacci lattice, {PCA_SAMPLE} points, whole globe"},
-        "geoembed_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        save_file(state, str(Path(tmp) / WEIGHTS), metadata={"source_sha256": SHA256})
-        # Fit PCA from the stored file through the same path every raster takes.
-        staging = ModelStore(Path(tmp) / "store")
-        staging.install(MODEL_ID, {WEIGHTS: Path(tmp) / WEIGHTS}, card)
-        embeddings = LocationEmbedder(MODEL_ID, staging).embed(*fibonacci_lattice(PCA_SAMPLE))
-        PCABasis.fit(embeddings).save(Path(tmp) / PCA)
-        return store.install(MODEL_ID, {WEIGHTS: Path(tmp) / WEIGHTS, PCA: Path(tmp) / PCA}, card)
+    return install_state(store, MODEL_ID, state, card, SHA256)
 
 
 def is_installed(store: ModelStore) -> bool:

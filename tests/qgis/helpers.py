@@ -8,7 +8,8 @@ from qgis.core import QgsPointXY, QgsRasterLayer
 REPO = Path(__file__).resolve().parents[2]
 RASTER_ALGORITHMS = {"geoembed:embeddingraster", "geoembed:similarityraster"}
 PROBE_ALGORITHMS = {"geoembed:trainprobe", "geoembed:applyprobe", "geoembed:applyprobetopoints"}
-ALGORITHMS = RASTER_ALGORITHMS | PROBE_ALGORITHMS
+MODEL_ALGORITHMS = {"geoembed:importmodel", "geoembed:modelcard"}
+ALGORITHMS = RASTER_ALGORITHMS | PROBE_ALGORITHMS | MODEL_ALGORITHMS
 
 
 def open_raster(path):

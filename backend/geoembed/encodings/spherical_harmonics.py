@@ -85,8 +85,14 @@ class SphericalHarmonics(Encoding):
         if workers <= 1:
             self._fill(lonlat, out, starts)
         else:
+            inference = torch.is_inference_mode_enabled()  # thread-local: the workers must write in the caller's mode
+
+            def fill(k: int) -> None:
+                with torch.inference_mode(inference):
+                    self._fill(lonlat, out, starts[k::workers])
+
             with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(lambda k: self._fill(lonlat, out, starts[k::workers]), range(workers)))
+                list(pool.map(fill, range(workers)))
         return out
 
     def _fill(self, lonlat: torch.Tensor, out: torch.Tensor, starts: range) -> None:
