@@ -1,0 +1,221 @@
+"""Drives QGIS desktop like a person would (run with ``qgis --code``; see test_desktop_gui.py).
+
+Opens the GeoEmbed menu, the settings dialog (Check backend), the model manager, the Similarity raster dialog
+(runs it) and the similarity map tool (one click), takes screenshots into $GEOEMBED_GUI_OUT and writes what it saw
+into $GEOEMBED_GUI_OUT/results.json. Each step waits for what a person would wait for, with a time limit.
+"""
+
+import json
+import os
+import time
+import traceback
+
+from qgis.core import QgsApplication, QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+from qgis.PyQt.QtCore import Qt, QTimer
+from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QToolBar
+from qgis.utils import iface, plugins, unloadPlugin
+
+OUT = os.environ["GEOEMBED_GUI_OUT"]
+DOCS = bool(os.environ.get("GEOEMBED_GUI_DOCS"))  # full-size rasters for the documentation's screenshots
+WORLD_PIXEL_DEG = 1.0 if DOCS else 4.0
+PIXELS_ACROSS = 300 if DOCS else 100
+RUN_WAIT_S = 600 if DOCS else 60
+PLUGIN = "geoembed_plugin"
+COUNTRIES = "/usr/share/qgis/resources/data/world_map.gpkg|layername=countries"
+results = {"timings": {}}
+
+
+def shot(widget, name):
+    path = os.path.join(OUT, f"{name}.png")
+    widget.grab().save(path)
+    results.setdefault("screenshots", []).append(path)
+
+
+def find_dialog(class_name):
+    """The visible top-level window of that class (Processing's dialogs do not count as the active modal widget)."""
+    return next((w for w in QApplication.topLevelWidgets() if w.isVisible() and type(w).__name__ == class_name),
+                None)
+
+
+def action(plugin, text):
+    return next(a for a in plugin.menu.actions() if a.text().startswith(text))
+
+
+def open_modal(plugin, text):
+    """Trigger a menu entry that opens a modal dialog (later: its exec_ must not run inside this step)."""
+    QTimer.singleShot(0, action(plugin, text).trigger)
+
+
+def raster_ids():
+    return {i for i, la in QgsProject.instance().mapLayers().items() if isinstance(la, QgsRasterLayer)}
+
+
+def outlines_on_top(layer):
+    """Move the country outlines above the layers added since."""
+    root = QgsProject.instance().layerTreeRoot()
+    node = root.findLayer(layer.id())
+    root.insertChildNode(0, node.clone())
+    root.removeChildNode(node)
+
+
+def rendered(canvas, extent):
+    """Show ``extent``; the condition that holds once the canvas has drawn it."""
+    done = []
+
+    def refreshed():
+        done.append(True)
+        canvas.mapCanvasRefreshed.disconnect(refreshed)
+
+    canvas.mapCanvasRefreshed.connect(refreshed)
+    canvas.setExtent(extent)
+    canvas.refresh()
+    return lambda: done
+
+
+def describe(layer):
+    return {"name": layer.name(), "source": layer.source(), "renderer": layer.renderer().type(),
+            "width": layer.width(), "height": layer.height(), "crs": layer.crs().authid()}
+
+
+def steps():
+    """A generator of (what we wait for, condition, seconds); the driver resumes it when the condition holds."""
+    plugin = plugins[PLUGIN]
+    window = iface.mainWindow()
+    window.resize(1440, 900)
+    window.findChild(QDockWidget, "Browser").hide()  # room for the Layers panel and its legends
+    window.resizeDocks([window.findChild(QDockWidget, "Layers")], [360], Qt.Horizontal)
+    countries = QgsVectorLayer(COUNTRIES, "Countries", "ogr")
+    symbol = countries.renderer().symbol()
+    symbol.setColor(QColor(0, 0, 0, 0))
+    symbol.symbolLayer(0).setStrokeColor(QColor(60, 60, 60))
+    QgsProject.instance().addMapLayer(countries)
+    canvas = iface.mapCanvas()
+    results["menu"] = [a.text() for a in plugin.menu.actions() if a.text()]
+    results["toolbar"] = [a.text() for a in plugin.toolbar.actions()]
+    plugin.menu.popup(window.mapToGlobal(window.rect().center()))
+    yield "the menu", lambda: plugin.menu.isVisible(), 5
+    shot(plugin.menu, "menu")
+    plugin.menu.close()
+
+    # Settings: Check backend
+    open_modal(plugin, "Settings")
+    yield "the settings dialog", lambda: find_dialog("SettingsDialog"), 10
+    dialog = find_dialog("SettingsDialog")
+    started = time.monotonic()
+    dialog.check_button.click()
+    yield "the backend check", lambda: dialog.check_button.isEnabled(), 90
+    results["timings"]["check_backend_s"] = round(time.monotonic() - started, 1)
+    results["check_report"] = dialog.report.toPlainText()
+    shot(dialog, "settings")
+    dialog.reject()
+
+    # Model manager
+    open_modal(plugin, "Model Manager")
+    yield "the model manager", lambda: find_dialog("ModelManagerDialog"), 10
+    dialog = find_dialog("ModelManagerDialog")
+    results["models"] = [dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount())]
+    results["model_summary"] = dialog.summary.toPlainText()
+    shot(dialog, "model_manager")
+    dialog.reject()
+
+    # The Similarity raster algorithm dialog, run as a person would
+    open_modal(plugin, "Similarity raster")
+    yield "the algorithm dialog", lambda: find_dialog("AlgorithmDialog"), 10
+    dialog = find_dialog("AlgorithmDialog")
+    dialog.resize(960, 700)
+    output = os.path.join(OUT, "similarity_dialog.tif")
+    results["world_pixel_deg"] = WORLD_PIXEL_DEG
+    dialog.setParameters({"REFERENCE": "114.17,22.32 [EPSG:4326]", "EXTENT": "-180,180,-90,90 [EPSG:4326]",
+                          "PIXEL_SIZE": WORLD_PIXEL_DEG, "MODEL": "geoclip", "OUTPUT": output})
+    yield "the dialog's layout", lambda: True, 1
+    shot(dialog, "similarity_dialog")
+    before = raster_ids()
+    started = time.monotonic()
+    dialog.runButton().click()
+    yield "the dialog's layer", lambda: raster_ids() - before, RUN_WAIT_S
+    results["timings"]["dialog_run_s"] = round(time.monotonic() - started, 1)
+    layer = QgsProject.instance().mapLayer((raster_ids() - before).pop())
+    results["dialog_layer"] = describe(layer)
+    shot(dialog, "similarity_dialog_log")
+    dialog.close()
+    outlines_on_top(countries)
+    QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setExpanded(True)  # the colour ramp's legend
+    yield "the world map", rendered(canvas, QgsRectangle(-180, -90, 180, 90)), 20
+    shot(window, "similarity_dialog_result")
+    node = QgsProject.instance().layerTreeRoot().findLayer(layer.id())
+    node.setItemVisibilityChecked(False)
+    node.setExpanded(False)
+
+    # The similarity map tool: one click on Paris
+    yield "the map of Europe", rendered(canvas, QgsRectangle(-25, 28, 45, 68)), 20
+    action(plugin, "Similarity Map Tool").trigger()
+    results["map_tool_active"] = canvas.mapTool() is plugin.map_tool
+    plugin.map_tool.pixels_across = results["pixels_across"] = PIXELS_ACROSS
+    before = raster_ids()
+    started = time.monotonic()
+    run = plugin.map_tool.similarity_at(QgsPointXY(2.35, 48.86))
+    results["map_tool_extent"] = canvas.extent().toString(6)
+    yield "the progress message", lambda: run.message.isVisible(), 5
+    shot(window, "map_tool_running")
+    yield "the map tool's layer", lambda: raster_ids() - before, RUN_WAIT_S
+    results["timings"]["map_tool_s"] = round(time.monotonic() - started, 1)
+    layer = QgsProject.instance().mapLayer((raster_ids() - before).pop())
+    results["map_tool_layer"] = describe(layer)
+    outlines_on_top(countries)
+    QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setExpanded(True)
+    yield "the canvas to render", rendered(canvas, canvas.extent()), 20
+    shot(window, "map_tool_result")
+
+    unloadPlugin(PLUGIN)
+    yield "deferred deletes", lambda: True, 1
+    tool = canvas.mapTool()
+    results["after_unload"] = {
+        "menus": [a.text() for a in window.menuBar().actions()],
+        "toolbar": window.findChild(QToolBar, "GeoEmbedToolbar") is not None,
+        "provider": QgsApplication.processingRegistry().providerById("geoembed") is not None,
+        "map_tool": type(tool).__name__ if tool else None,
+    }
+
+
+def finish():
+    """Write the results and quit QGIS (so that it stops the backend workers it started); force it after 20 s."""
+    with open(os.path.join(OUT, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    QgsProject.instance().clear()  # no "temporary layers will be lost" question
+    QTimer.singleShot(20000, lambda: os._exit(3))
+    iface.actionExit().trigger()
+
+
+def drive():
+    """Advance the steps whenever their condition holds; write results and quit at the end or on a failure."""
+    script = steps()
+    state = {"waiting": None}
+
+    def tick():
+        try:
+            if state["waiting"] is not None:
+                what, condition, deadline = state["waiting"]
+                if not condition():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"timed out waiting for {what}")
+                    return
+            what, condition, seconds = next(script)
+            state["waiting"] = (what, condition, time.monotonic() + seconds)
+        except StopIteration:
+            timer.stop()
+            finish()
+        except Exception:  # noqa: BLE001 - report whatever went wrong to the test
+            timer.stop()
+            results["error"] = traceback.format_exc()
+            shot(iface.mainWindow(), "failure")
+            finish()
+
+    timer = QTimer()
+    timer.setInterval(100)
+    timer.timeout.connect(tick)
+    timer.start()
+    return timer
+
+
+TIMER = drive()  # a module global: a timer only referenced from a reference cycle would be garbage-collected
