@@ -1,9 +1,11 @@
-"""Run the GeoEmbed backend (``python -m geoembed``) as a child process from a Processing algorithm.
+"""Run the GeoEmbed backend (``python -m geoembed``) from a Processing algorithm.
 
 The plugin never imports torch or the ``geoembed`` package: they live in a separate Python environment
-(the backend interpreter). This module finds that interpreter, starts the backend with ``--progress json``,
-streams its progress into the Processing feedback, stops it on cancel and turns failures into
-QgsProcessingException with the backend's own message (which names the offending parameter).
+(the backend interpreter). This module finds that interpreter and runs the command either on the warm backend
+(a worker that keeps models loaded, see warm_worker.py) or, when that is off or unavailable, as a one-shot child
+process with ``--progress json``. Either way it streams the backend's progress into the Processing feedback, stops
+it on cancel and turns failures into QgsProcessingException with the backend's own message (which names the
+offending parameter).
 """
 
 import json
@@ -19,13 +21,15 @@ from collections import deque
 
 from qgis.core import QgsProcessingException, QgsSettings
 
+from . import warm_worker
+
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 BACKEND_JSON = os.path.join(PLUGIN_DIR, "backend.json")
 SETTINGS_KEY = "geoembed/python"
 ENV_PYTHON = "GEOEMBED_PYTHON"
 
 POLL_S = 0.1           # how often we look at feedback.isCanceled()
-TERMINATE_WAIT_S = 10  # after SIGTERM, how long the backend may take to stop before it is killed
+TERMINATE_WAIT_S = 10  # after SIGTERM (or a cancel sent to the worker), how long the backend may take to stop
 STDERR_LINES = 40      # how much of stderr to keep for error messages
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
@@ -114,12 +118,25 @@ def _pump(stream, sink, tag):
     try:
         for line in iter(stream.readline, ""):
             sink.put((tag, line.rstrip("\r\n")))
+    except (OSError, ValueError):  # the stream was closed under us
+        pass
     finally:
         sink.put((tag, None))
 
 
+def _start_pumps(streams):
+    """A queue fed with the lines of ``streams`` ({tag: stream}) by one thread each, and the threads."""
+    lines = queue.Queue()
+    threads = [threading.Thread(target=_pump, args=(stream, lines, tag), daemon=True)
+               for tag, stream in streams.items()]
+    for t in threads:
+        t.start()
+    return lines, threads
+
+
 class BackendRun:
-    """One run of ``python -m geoembed --progress json <command words> <options>``."""
+    """One run of ``geoembed <command words> <options>``: on the warm worker, else as a child process
+    ``python -m geoembed --progress json <command words> <options>``."""
 
     def __init__(self, command, options, output, feedback=None):
         self.command = [command] if isinstance(command, str) else list(command)
@@ -128,6 +145,7 @@ class BackendRun:
         self.feedback = feedback
         self.result = None
         self.error = None       # the backend's {"type": "error"} record, if any
+        self.code = None        # the backend's exit code
         self.stderr = deque(maxlen=STDERR_LINES)
         self.cancelled = False
 
@@ -136,6 +154,10 @@ class BackendRun:
 
     def _canceled(self):
         return self.feedback is not None and self.feedback.isCanceled()
+
+    def _info(self, text):
+        if self.feedback:
+            self.feedback.pushInfo(text)
 
     def _handle_stdout(self, line):
         fb = self.feedback
@@ -152,40 +174,69 @@ class BackendRun:
                 if record.get("message"):
                     fb.setProgressText(str(record["message"]))
         elif kind == "log":
-            if fb:
-                fb.pushInfo(str(record.get("message", "")))
+            self._info(str(record.get("message", "")))
         elif kind == "error":
             self.error = record
         elif kind == "result":
             self.result = record
+        elif kind == "exit":  # the warm worker's exit code
+            self.code = int(record.get("code", EXIT_FAILED))
         elif fb:
             fb.pushConsoleInfo(line)
 
     def run(self):
         """Run to completion and return the backend's result record (a dict); raise QgsProcessingException."""
         python = resolve_python()
-        argv = self._argv(python)
         if self.feedback:
-            self.feedback.pushCommandInfo(" ".join(shlex.quote(a) for a in argv))
+            self.feedback.pushCommandInfo(" ".join(shlex.quote(a) for a in self._argv(python)))
         existed = bool(self.output) and os.path.exists(self.output)
+        pid = self._run_warm(python) if warm_worker.enabled() else None
+        if pid is None:
+            pid = self._run_child(python)
+        if self.code != EXIT_OK or self.cancelled or self.result is None:
+            _remove(partial_paths(self.output, pid) if self.output else [])
+            if self.output and not existed:
+                _remove([self.output, self.output + ".aux.xml"])
+        return self._outcome(python, self.code)
+
+    def _run_warm(self, python):
+        """Run on the warm worker; its pid, or None (and a note why) where no worker could take the request."""
+        try:
+            conn = warm_worker.open_request(python, child_environment(), [*self.command, *self.options])
+        except warm_worker.WorkerUnavailable as err:
+            self._info(f"The warm GeoEmbed backend is unavailable ({err}); running a one-shot backend process.")
+            return None
+        self._info(f"Served by the warm GeoEmbed backend (worker pid {conn.pid}).")
+        lines, threads = _start_pumps({"out": conn.lines})
+        try:
+            self._loop(lines, len(threads), stop=conn.cancel, kill=conn.kill, finished=lambda: True)
+        finally:
+            conn.close()
+            for t in threads:
+                t.join(timeout=1)
+        if self.code is None and not self.cancelled:
+            self.stderr.append(f"The warm GeoEmbed backend (worker pid {conn.pid}) ended the connection without "
+                               f"an exit status; its log {conn.log} ends:")
+            self.stderr.extend(conn.log_tail())
+            self.code = EXIT_FAILED
+        return conn.pid
+
+    def _run_child(self, python):
+        """Run ``python -m geoembed`` as a child process; its pid."""
         kwargs = {}
         if sys.platform == "win32":
             kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=child_environment(), text=True, encoding="utf-8", errors="replace",
-                                    bufsize=1, **kwargs)
+            proc = subprocess.Popen(self._argv(python), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=child_environment(), text=True, encoding="utf-8",
+                                    errors="replace", bufsize=1, **kwargs)
         except OSError as err:
             raise QgsProcessingException(
                 f"Cannot start the GeoEmbed backend {python}: {err}.\n\n{INSTALL_HELP}") from err
-
-        lines = queue.Queue()
-        threads = [threading.Thread(target=_pump, args=(proc.stdout, lines, "out"), daemon=True),
-                   threading.Thread(target=_pump, args=(proc.stderr, lines, "err"), daemon=True)]
-        for t in threads:
-            t.start()
+        lines, threads = _start_pumps({"out": proc.stdout, "err": proc.stderr})
         try:
-            self._loop(proc, lines)
+            self._loop(lines, len(threads), stop=lambda: self._terminate(proc),
+                       kill=lambda: proc.poll() is None and proc.kill(), finished=lambda: proc.poll() is not None)
         finally:
             if proc.poll() is None:  # an exception in our own loop: do not leave the backend running
                 proc.kill()
@@ -194,47 +245,34 @@ class BackendRun:
                 t.join(timeout=1)
             proc.stdout.close()
             proc.stderr.close()
-        code = proc.returncode
-        if code != EXIT_OK or self.cancelled or self.result is None:
-            _remove(partial_paths(self.output, proc.pid) if self.output else [])
-            if self.output and not existed:
-                _remove([self.output, self.output + ".aux.xml"])
-        return self._outcome(python, code)
+        self.code = proc.returncode
+        return proc.pid
 
-    def _loop(self, proc, lines):
-        open_streams = 2
-        term_sent_at = None
-        while open_streams:
-            if term_sent_at is None and self._canceled():
+    def _loop(self, lines, streams, stop, kill, finished):
+        """Handle the backend's lines until its ``streams`` have ended and ``finished()``. On cancel, ``stop()``
+        asks it to stop; ``kill()`` ends it if it has not TERMINATE_WAIT_S later."""
+        stop_sent_at = None
+        while streams or not finished():
+            if stop_sent_at is None and self._canceled():
                 self.cancelled = True
-                if self.feedback:
-                    self.feedback.pushInfo("Cancelling: asking the GeoEmbed backend to stop")
-                term_sent_at = time.monotonic()
-                self._terminate(proc)
-            elif term_sent_at is not None and time.monotonic() - term_sent_at > TERMINATE_WAIT_S:
-                if proc.poll() is None:
-                    proc.kill()
+                self._info("Cancelling: asking the GeoEmbed backend to stop")
+                stop_sent_at = time.monotonic()
+                stop()
+            elif stop_sent_at is not None and time.monotonic() - stop_sent_at > TERMINATE_WAIT_S:
+                kill()
+            if not streams:
+                time.sleep(POLL_S)
+                continue
             try:
                 tag, line = lines.get(timeout=POLL_S)
             except queue.Empty:
                 continue
             if line is None:
-                open_streams -= 1
+                streams -= 1
             elif tag == "out":
                 self._handle_stdout(line)
             else:
                 self.stderr.append(line)
-        while True:  # the streams are closed; wait for the exit status, still honouring cancel
-            try:
-                proc.wait(timeout=POLL_S)
-                return
-            except subprocess.TimeoutExpired:
-                if term_sent_at is None and self._canceled():
-                    self.cancelled = True
-                    term_sent_at = time.monotonic()
-                    self._terminate(proc)
-                elif term_sent_at is not None and time.monotonic() - term_sent_at > TERMINATE_WAIT_S:
-                    proc.kill()
 
     @staticmethod
     def _terminate(proc):

@@ -48,7 +48,7 @@ def _transform_extent(extent, src, dst):
 
 
 def _embedder(args, progress: Progress):
-    from .embedder import LocationEmbedder
+    from .embedder import load_embedder
     from .runtime import configure_threads
 
     configure_threads()
@@ -59,8 +59,9 @@ def _embedder(args, progress: Progress):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("DEVICE", "CUDA was requested but torch sees no GPU; use --device cpu or auto")
-    embedder = LocationEmbedder(args.model, device=device)
-    progress.log(f"model {args.model!r} loaded on {device} ({torch.get_num_threads()} threads)")
+    embedder, warm = load_embedder(args.model, device)
+    state = "already loaded (warm backend)" if warm else "loaded"
+    progress.log(f"model {args.model!r} {state} on {device} ({torch.get_num_threads()} threads)")
     return embedder
 
 
@@ -206,8 +207,25 @@ def _embedding_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dims", type=int, help="keep this many principal components (the model's PCA basis)")
 
 
+def cmd_serve(args, progress: Progress) -> dict:
+    from .worker import serve
+
+    return serve(Path(args.socket), args.idle_timeout, progress)
+
+
+class UsageError(GeoEmbedError):
+    """A command line argparse rejects: its usage and message."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse raising UsageError instead of exiting, so that the warm worker can report it to its client."""
+
+    def error(self, message):
+        raise UsageError(f"{self.format_usage()}{self.prog}: error: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geoembed", description="Location embeddings as GIS rasters.")
+    parser = _Parser(prog="geoembed", description="Location embeddings as GIS rasters.")
     parser.add_argument("--version", action="version", version=f"geoembed {__version__}")
     parser.add_argument("--progress", choices=["text", "json", "none"], default="text",
                         help="json: one JSON object per line on stdout (used by the QGIS plugin)")
@@ -245,17 +263,30 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_models_show, options={"MODEL_ID": "ID"})
 
     add_probe_commands(sub, _grid_options)
+
+    p = sub.add_parser("serve", help="the warm backend: keep models loaded and run the command lines sent to a "
+                                     "local socket (what the QGIS plugin starts)")
+    p.add_argument("--socket", required=True, help="Unix socket path; its folder must be private (mode 0700)")
+    p.add_argument("--idle-timeout", type=float, default=600.0,
+                   help="stop after this many seconds without a request (default 600)")
+    p.set_defaults(func=cmd_serve, options={"SOCKET": "--socket", "IDLE_TIMEOUT": "--idle-timeout"})
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """``argv`` (default: sys.argv[1:]) parsed; UsageError if argparse rejects it."""
     args = build_parser().parse_args(argv)
     if getattr(args, "max_size_gb", 0) is None:
         from .rasters import DEFAULT_MAX_GB
         args.max_size_gb = DEFAULT_MAX_GB
-    progress = Progress(args.progress)
-    progress.stop_on_signals()
+    return args
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    """Run a parsed command, reporting through ``progress``; the exit code. Shared by the one-shot CLI (main) and
+    the warm worker (one ``progress`` per request)."""
     try:
+        progress.check()  # a request cancelled before it started
         result = args.func(args, progress)
     except InputError as err:
         option = {**OPTIONS, **getattr(args, "options", {})}.get(err.parameter)
@@ -272,6 +303,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {result['output']} ({result['width']} x {result['height']} pixels, {result['bands']} bands)",
               file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse(argv)
+    except UsageError as err:
+        print(err, file=sys.stderr)
+        return 2
+    progress = Progress(args.progress)
+    progress.stop_on_signals()
+    return run(args, progress)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 
 from .models import registry
 from .pca import PCABasis
-from .store import PCA, WEIGHTS, ModelStore, sha256_file
+from .store import CARD, PCA, WEIGHTS, ModelStore, sha256_file
 
 
 class LocationEmbedder:
@@ -62,3 +62,31 @@ class LocationEmbedder:
             chunk = torch.from_numpy(lonlat[start:start + self.batch_size]).to(self.device)
             out[start:start + len(chunk)] = self.model(chunk).float().cpu().numpy()
         return out
+
+
+_LOADED: dict[tuple[str, str], tuple[tuple, LocationEmbedder]] = {}
+
+
+def _stamp(folder: Path) -> tuple:
+    """What changes when a model is re-installed: its files' modification times and sizes."""
+    stamp = []
+    for name in (CARD, WEIGHTS, PCA):
+        try:
+            st = (folder / name).stat()
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+def load_embedder(model_id: str, device: str = "cpu") -> tuple[LocationEmbedder, bool]:
+    """The model on ``device``, kept loaded for later calls in this process (the warm worker serves many); and
+    whether it was already loaded. A model re-installed since it was loaded is loaded afresh."""
+    folder = ModelStore().path(model_id)
+    key, stamp = (str(folder), device), _stamp(folder)
+    cached = _LOADED.get(key)
+    if cached and cached[0] == stamp:
+        return cached[1], True
+    embedder = LocationEmbedder(model_id, device=device)
+    _LOADED[key] = (stamp, embedder)
+    return embedder, False
