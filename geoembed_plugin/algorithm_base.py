@@ -12,6 +12,7 @@ from qgis.core import (
 from . import model_store
 from .model_store import DEFAULT_MODEL, model_cards, model_ids
 from .resources import icon
+from .settings import Settings
 
 try:  # QGIS >= 3.36
     from qgis.core import Qgis
@@ -82,7 +83,8 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
     def add_device_parameter(self):
         self._add(QgsProcessingParameterEnum(self.DEVICE, "Compute device", options=self.DEVICES,
                                              defaultValue="auto", usesStaticStrings=True),
-                  "Where the model runs: auto (a CUDA GPU if torch sees one, else the CPU), cpu or cuda.",
+                  "Where the model runs: auto (the device chosen in GeoEmbed's settings; by default a CUDA GPU if "
+                  "torch sees one, else the CPU), cpu or cuda.",
                   advanced=True)
 
     @staticmethod
@@ -101,6 +103,8 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
         """``--model`` (where the algorithm has a MODEL parameter) and ``--device`` for the backend, and the model
         id (None without MODEL: the backend then uses the model a probe was trained on)."""
         device = self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto"
+        if device == "auto":
+            device = Settings.load().device
         if self.parameterDefinition(self.MODEL) is None:
             return [f"--device={device}"], None
         model = self.parameterAsEnumString(parameters, self.MODEL, context) or DEFAULT_MODEL

@@ -22,6 +22,7 @@ from collections import deque
 from qgis.core import QgsProcessingException, QgsSettings
 
 from . import warm_worker
+from .settings import backend_environment
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 BACKEND_JSON = os.path.join(PLUGIN_DIR, "backend.json")
@@ -88,12 +89,15 @@ def resolve_python():
 
 
 def child_environment():
-    """The environment for the backend: ours, minus the variables that tie Python to QGIS's own interpreter."""
+    """The environment for the backend: ours, minus the variables that tie Python to QGIS's own interpreter, plus
+    the store, threads and size limit from the plugin's settings."""
     env = dict(os.environ)
     for name in ("PYTHONHOME", "PYTHONPATH", "PYTHONEXECUTABLE"):
         env.pop(name, None)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("PYTHONIOENCODING", "utf-8")
+    for name, value in backend_environment().items():  # the settings dialog; the environment itself wins
+        env.setdefault(name, value)
     return env
 
 

@@ -1,19 +1,26 @@
 """Read the GeoEmbed model store directly (no backend call): ``<home>/models/<id>/card.json``.
 
-home = $GEOEMBED_HOME, else $XDG_DATA_HOME/geoembed, else ~/.local/share/geoembed (as in geoembed.store).
+home = $GEOEMBED_HOME, else the settings dialog's store, else $XDG_DATA_HOME/geoembed, else
+~/.local/share/geoembed (as in geoembed.store).
 """
 
 import json
 import os
 import re
 
+from .settings import backend_environment
+
 DEFAULT_MODEL = "geoclip"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 def store_home():
+    """$GEOEMBED_HOME, else the store chosen in the settings dialog, else the backend's default."""
     if os.environ.get("GEOEMBED_HOME"):
         return os.path.expanduser(os.environ["GEOEMBED_HOME"])
+    configured = backend_environment().get("GEOEMBED_HOME")
+    if configured:
+        return os.path.expanduser(configured)
     data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(data, "geoembed")
 

@@ -43,6 +43,23 @@ def test_settings_round_trip_and_environment(qgis_app):
     settings.Settings().save()
 
 
+def test_settings_reach_the_backend_but_the_environment_wins(qgis_app, monkeypatch):
+    from geoembed_plugin import model_store
+
+    settings.Settings(store="/data/geoembed", threads=3, max_output_gb=7.0).save()
+    try:
+        monkeypatch.delenv("GEOEMBED_HOME", raising=False)
+        monkeypatch.delenv("GEOEMBED_THREADS", raising=False)
+        env = child_environment()
+        assert (env["GEOEMBED_HOME"], env["GEOEMBED_THREADS"], env["GEOEMBED_MAX_OUTPUT_GB"]) == (
+            "/data/geoembed", "3", "7.0")
+        assert model_store.store_home() == "/data/geoembed"
+        monkeypatch.setenv("GEOEMBED_HOME", "/elsewhere")
+        assert child_environment()["GEOEMBED_HOME"] == "/elsewhere" and model_store.store_home() == "/elsewhere"
+    finally:
+        settings.Settings().save()
+
+
 def test_backend_check_reports_torch_device_and_models(qgis_app, store):
     report = run_check(BACKEND_PYTHON)
     assert report["torch"] and report["geoembed"]
