@@ -19,6 +19,7 @@ class Settings:
     store: str = ""             # model store folder (GEOEMBED_HOME)
     threads: int = 0            # CPU threads of the backend (GEOEMBED_THREADS); 0: all
     max_output_gb: float = 0.0  # largest output, uncompressed (GEOEMBED_MAX_OUTPUT_GB); 0: the backend's 64
+    warm_backend: bool = True   # keep a backend worker with loaded models between runs (GEOEMBED_WARM wins)
 
     @classmethod
     def load(cls):
@@ -28,12 +29,14 @@ class Settings:
                    device=device if device in DEVICES else "auto",
                    store=s.value(PREFIX + "store", "", type=str).strip(),
                    threads=max(0, s.value(PREFIX + "threads", 0, type=int)),
-                   max_output_gb=max(0.0, s.value(PREFIX + "max_output_gb", 0.0, type=float)))
+                   max_output_gb=max(0.0, s.value(PREFIX + "max_output_gb", 0.0, type=float)),
+                   warm_backend=s.value(PREFIX + "warm_backend", True, type=bool))
 
     def save(self):
         s = QgsSettings()
         for key, value in (("python", self.python.strip()), ("device", self.device), ("store", self.store.strip()),
-                           ("threads", int(self.threads)), ("max_output_gb", float(self.max_output_gb))):
+                           ("threads", int(self.threads)), ("max_output_gb", float(self.max_output_gb)),
+                           ("warm_backend", bool(self.warm_backend))):
             s.setValue(PREFIX + key, value)
 
     def environment(self):

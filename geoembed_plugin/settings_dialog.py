@@ -4,6 +4,7 @@ import os
 
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -57,6 +58,8 @@ class SettingsDialog(QDialog):
         self.max_output.setSuffix(" GB")
         self.max_output.setSpecialValueText("default (64 GB)")
         self.max_output.setValue(saved.max_output_gb)
+        self.warm = QCheckBox("Keep the backend warm between runs")
+        self.warm.setChecked(saved.warm_backend)
 
         form = QFormLayout()
         form.addRow("Backend interpreter", self.python)
@@ -69,13 +72,16 @@ class SettingsDialog(QDialog):
         form.addRow("Model store", self.store)
         form.addRow("CPU threads", self.threads)
         form.addRow("Largest output (uncompressed)", self.max_output)
+        form.addRow("", self.warm)
         for widget, tip in (
                 (self.python, "The Python of the environment where the GeoEmbed backend and torch are installed "
                               "(`make setup` creates .venv/bin/python). Empty: $GEOEMBED_PYTHON or backend.json."),
                 (self.device, "auto: a CUDA GPU when torch sees one, else the CPU."),
                 (self.store, "Folder holding models/<id>/card.json (GEOEMBED_HOME). Empty: the default store."),
                 (self.threads, "CPU threads the backend may use (GEOEMBED_THREADS)."),
-                (self.max_output, "Outputs larger than this are refused before any work (GEOEMBED_MAX_OUTPUT_GB).")):
+                (self.max_output, "Outputs larger than this are refused before any work (GEOEMBED_MAX_OUTPUT_GB)."),
+                (self.warm, "A backend worker keeps models loaded between runs, so batches of small runs start "
+                            "fast; it stops when idle. The environment variable GEOEMBED_WARM=0 turns it off.")):
             widget.setToolTip(tip)
 
         self.check_button = QPushButton("Check backend")
@@ -101,7 +107,7 @@ class SettingsDialog(QDialog):
         """The settings as shown in the dialog (not yet saved)."""
         return Settings(python=self.python.filePath().strip(), device=self.device.currentText(),
                         store=self.store.filePath().strip(), threads=self.threads.value(),
-                        max_output_gb=self.max_output.value())
+                        max_output_gb=self.max_output.value(), warm_backend=self.warm.isChecked())
 
     def interpreter(self):
         """The interpreter the check runs: the one typed here, else the configured one."""

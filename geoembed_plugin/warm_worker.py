@@ -17,9 +17,8 @@ import subprocess
 import tempfile
 import time
 
-from qgis.core import QgsSettings
+from .settings import Settings
 
-SETTINGS_KEY = "geoembed/warm_backend"
 ENV_WARM = "GEOEMBED_WARM"
 IDLE_TIMEOUT_S = 600  # a worker stops after this long without requests
 START_WAIT_S = 30     # how long a new worker may take to listen
@@ -38,14 +37,13 @@ class WorkerUnavailable(Exception):
 
 
 def enabled():
-    """Whether to use the warm backend: $GEOEMBED_WARM (0 or 1), else the QGIS setting geoembed/warm_backend
-    (default on). Unix only."""
+    """Whether to use the warm backend: $GEOEMBED_WARM (0 or 1), else the setting (default on). Unix only."""
     if not hasattr(socket, "AF_UNIX") or not hasattr(os, "getuid"):
         return False
     value = os.environ.get(ENV_WARM, "").strip().lower()
     if value:
         return value not in ("0", "false", "no", "off")
-    return QgsSettings().value(SETTINGS_KEY, True, type=bool)
+    return Settings.load().warm_backend
 
 
 def socket_path(python, env):

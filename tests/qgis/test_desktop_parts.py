@@ -27,7 +27,7 @@ def run_check(python):
 
 
 def test_settings_round_trip_and_environment(qgis_app):
-    for key in ("python", "device", "store", "threads", "max_output_gb"):
+    for key in ("python", "device", "store", "threads", "max_output_gb", "warm_backend"):
         QgsSettings().remove(settings.PREFIX + key)
     assert settings.Settings.load() == settings.Settings()
     assert settings.backend_environment() == {}
