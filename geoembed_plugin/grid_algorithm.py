@@ -183,4 +183,3 @@ class GridAlgorithm(GeoEmbedAlgorithm):
 
     def layer_name(self, output, model, result):
         return os.path.splitext(os.path.basename(output))[0]
-

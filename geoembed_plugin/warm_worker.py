@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # the warm backend is a separate Python process
 import tempfile
 import time
 
@@ -147,8 +147,8 @@ def _start(python, env, path):
     argv = [python, "-m", "geoembed", "serve", "--socket", path, "--idle-timeout", str(IDLE_TIMEOUT_S)]
     try:
         with open(log, "w", encoding="utf-8") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                                    cwd=os.path.dirname(path), start_new_session=True)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,  # nosec B603  # a list, no shell
+                                    stderr=out, env=env, cwd=os.path.dirname(path), start_new_session=True)
     except OSError as err:
         raise WorkerUnavailable(f"cannot start {python}: {err}") from err
     _started.append(proc)

@@ -15,7 +15,7 @@ SatCLIP's input order is (lon, lat), like GeoEmbed's. Whatever cannot be mapped 
 
 from __future__ import annotations
 
-import pickle
+import pickle  # nosec B403  # only pickle.UnpicklingError; loading is torch.load(weights_only=True)
 import re
 import warnings
 from pathlib import Path

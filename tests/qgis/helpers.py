@@ -10,6 +10,7 @@ RASTER_ALGORITHMS = {"geoembed:embeddingraster", "geoembed:similarityraster"}
 PROBE_ALGORITHMS = {"geoembed:trainprobe", "geoembed:applyprobe", "geoembed:applyprobetopoints"}
 MODEL_ALGORITHMS = {"geoembed:importmodel", "geoembed:modelcard"}
 ALGORITHMS = RASTER_ALGORITHMS | PROBE_ALGORITHMS | MODEL_ALGORITHMS
+EXAMPLE_MODELS = {"geoembed:Train and map a probe"}  # resources/models/*.model3, registered by the provider
 
 
 def open_raster(path):

@@ -19,7 +19,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from .helpers import ALGORITHMS, REPO, band_names, leftovers, open_raster, value_at
+from .helpers import ALGORITHMS, EXAMPLE_MODELS, REPO, band_names, leftovers, open_raster, value_at
 
 pytestmark = pytest.mark.usefixtures("plugin", "store")
 
@@ -187,7 +187,7 @@ def test_plugin_loads_in_qgis_python_without_the_backend(tmp_path):
     done = subprocess.run(["/usr/bin/python3", str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["algorithms"] == sorted(ALGORITHMS)
+    assert report["algorithms"] == sorted(ALGORITHMS | EXAMPLE_MODELS)
     assert report["check"][0] is False and report["check"][1].startswith("PIXEL_SIZE")
     assert report["backend_modules"] == []
 
