@@ -300,8 +300,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         return 1
     progress.result(**result)
     if args.progress == "text" and "output" in result:
-        print(f"wrote {result['output']} ({result['width']} x {result['height']} pixels, {result['bands']} bands)",
-              file=sys.stderr)
+        size = f" ({result['width']} x {result['height']} pixels, {result['bands']} bands)" if "width" in result else ""
+        print(f"wrote {result['output']}{size}", file=sys.stderr)
     return 0
 
 
