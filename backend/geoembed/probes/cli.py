@@ -62,7 +62,9 @@ def _embed(embedder, points, progress: Progress, start: float, span: float):
 
 
 def cmd_train(args, progress: Progress) -> dict:
+    from ..atomic import write_atomic
     from ..cli import _embedder
+    from ..markdown_html import markdown_to_html
     from ..store import ModelStore
     from .report import write_report
     from .train import train_probe
@@ -87,9 +89,13 @@ def cmd_train(args, progress: Progress) -> dict:
     probe, report = train_probe(embeddings, points, model=model, probe_type=args.probe_type, folds=args.folds,
                                 block_km=args.block_km, seed=args.seed, progress=stage)
     written = write_report(report, report_dir, output.stem)
+    markdown = next(p for p in written if p.suffix == ".md").read_text(encoding="utf-8")
+    html = report_dir / f"{output.stem}_report.html"
+    write_atomic(html, markdown_to_html(markdown, f"GeoEmbed probe report: {probe.label}"))
     probe.save(output)
+    table = "\n".join(line for line in markdown.splitlines() if line.startswith("|"))
     return {"output": str(output), "task": probe.task, "label": probe.label, "samples": len(points.lon),
-            "report": [str(p) for p in written], "metrics": report.get("summary", {})}
+            "report": [str(p) for p in [*written, html]], "summary_text": table}
 
 
 def cmd_apply(args, progress: Progress) -> dict:
