@@ -17,6 +17,7 @@ SUITES = {
     "rasters": "rasters_bench",
     "speed": "speed_bench",
     "sh": "sh_bench",
+    "probes": "probe_bench",
     "warm": "warm_bench",
 }
 

@@ -1,0 +1,164 @@
+"""Probes on real GeoCLIP embeddings: training, validation folds, the probe file and its checks, the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geoembed.errors import InputError
+from geoembed.probes.labels import LabelledPoints
+from geoembed.probes.probe import Probe
+from geoembed.probes.report import write_report
+from geoembed.probes.train import fit_probe, train_probe
+from geoembed.probes.validation import block_folds, random_folds, spatial_blocks
+
+
+def _uniform_sphere(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-180.0, 180.0, n), np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n)))
+
+
+def _band(lat: np.ndarray) -> np.ndarray:
+    return np.where(lat > 30, "north", np.where(lat < -30, "south", "tropics"))
+
+
+def _smooth(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    return 30.0 * np.cos(np.radians(lat)) - 10.0 + 5.0 * np.sin(np.radians(lon))
+
+
+@pytest.fixture(scope="module")
+def model(embedder) -> dict:
+    return {"model_id": embedder.model_id, "weights_sha256": embedder.weights_sha256, "dimension": embedder.dim}
+
+
+@pytest.fixture(scope="module")
+def data(embedder):
+    """800 points uniform on the sphere (the first 300 or fewer for training, the last 500 for tests)."""
+    lon, lat = _uniform_sphere(800, 1)
+    return lon, lat, embedder.embed(lon, lat)
+
+
+def _points(lon, lat, values, task) -> LabelledPoints:
+    return LabelledPoints(lon, lat, values, task, "test label", {"test": True})
+
+
+@pytest.fixture(scope="module")
+def band_probe(data, model):
+    lon, lat, emb = data
+    labels = _band(lat[:300])
+    classes, y = np.unique(labels, return_inverse=True)
+    return fit_probe(emb[:300], lon[:300], lat[:300], y, task="classification", classes=list(classes),
+                     label="band", model=model)
+
+
+def test_classification_probe_beats_chance(band_probe, data):
+    lon, lat, emb = data
+    prediction = band_probe.predict(emb[300:], lon[300:], lat[300:])
+    accuracy = np.mean(np.array(band_probe.classes)[prediction.values] == _band(lat[300:]))
+    assert accuracy > 0.85  # the largest class holds half of the points
+    assert prediction.confidence.dtype == np.float32
+    assert np.all((prediction.confidence > 0.3) & (prediction.confidence <= 1.0 + 1e-6))
+    assert abs(sum(h["weight"] for h in band_probe.heads) - 1.0) < 1e-9
+
+
+def test_regression_train_probe_fits_and_reports(data, model, tmp_path):
+    lon, lat, emb = data
+    points = _points(lon[:200], lat[:200], _smooth(lon[:200], lat[:200]), "regression")
+    seen = []
+    probe, report = train_probe(emb[:200], points, model=model, folds=2, block_km=2000.0,
+                                progress=lambda f, m: seen.append(f))
+    truth = _smooth(lon[300:], lat[300:])
+    predicted = probe.predict(emb[300:], lon[300:], lat[300:]).values
+    assert 1.0 - np.mean((predicted - truth) ** 2) / np.var(truth) > 0.9
+    assert probe.predict(emb[300:], lon[300:], lat[300:]).confidence is None
+    for split in ("random", "block"):
+        assert set(report["validation"][split]) >= {"probe", "knn_unit_vectors", "forest_latlon"}
+        assert report["validation"][split]["probe"]["r2"] > 0.8
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    paths = write_report(report, tmp_path, "smooth")
+    assert [p.name for p in paths] == ["smooth_report.json", "smooth_report.md", "smooth_report.png"]
+    text = paths[1].read_text()
+    assert "spatial blocks" in text and "baseline: random forest on (lat, lon)" in text
+    assert paths[2].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_save_load_round_trip(band_probe, data, tmp_path):
+    lon, lat, emb = data
+    path = band_probe.save(tmp_path / "band.geoprobe")
+    loaded = Probe.load(path)
+    before = band_probe.predict(emb[300:], lon[300:], lat[300:])
+    after = loaded.predict(emb[300:], lon[300:], lat[300:])
+    np.testing.assert_array_equal(before.values, after.values)
+    np.testing.assert_array_equal(before.confidence, after.confidence)
+    assert loaded.describe() == band_probe.describe()
+    assert [p.name for p in tmp_path.iterdir()] == ["band.geoprobe"]  # no temporary file left
+    assert path.read_bytes()[8:9] == b"{"  # a safetensors file: 8-byte header length, then JSON
+
+
+@pytest.mark.parametrize("where", ["tensors", "header"])
+def test_a_flipped_byte_is_caught(band_probe, tmp_path, where):
+    path = band_probe.save(tmp_path / "band.geoprobe")
+    data = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    at = (header + len(data)) // 2 if where == "tensors" else data.index(b'"label') + 3
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError) as e:
+        Probe.load(path)
+    assert e.value.parameter == "PROBE" and "altered or damaged" in e.value.reason
+
+
+def test_not_a_probe_file(tmp_path):
+    path = tmp_path / "x.geoprobe"
+    path.write_bytes(b"not a probe")
+    with pytest.raises(InputError, match="PROBE"):
+        Probe.load(path)
+    with pytest.raises(InputError, match="does not exist"):
+        Probe.load(tmp_path / "missing.geoprobe")
+
+
+def test_check_compatible(band_probe, model):
+    band_probe.check_compatible(model["model_id"], model["weights_sha256"], model["dimension"])
+    with pytest.raises(InputError) as e:
+        band_probe.check_compatible("satclip", "0" * 64, 256)
+    assert e.value.parameter == "PROBE"
+    assert "'geoclip'" in e.value.reason and "'satclip'" in e.value.reason and "train a new probe" in e.value.reason
+    with pytest.raises(InputError):  # same id, other weights
+        band_probe.check_compatible(model["model_id"], "f" * 64, model["dimension"])
+
+
+def test_fewer_samples_than_folds(data, model):
+    lon, lat, emb = data
+    points = _points(lon[:4], lat[:4], _smooth(lon[:4], lat[:4]), "regression")
+    with pytest.raises(InputError) as e:
+        train_probe(emb[:4], points, model=model, folds=5)
+    assert e.value.parameter == "FOLDS" and "at least 5" in e.value.reason
+
+
+def test_impossible_class_layout(data, model):
+    lon, lat, emb = data
+    labels = np.where(np.arange(20) == 0, "rare", "common")
+    with pytest.raises(InputError, match="one class"):
+        train_probe(emb[:20], _points(lon[:20], lat[:20], labels, "classification"), model=model, folds=2)
+    with pytest.raises(InputError, match="at least two classes"):
+        train_probe(emb[:20], _points(lon[:20], lat[:20], np.full(20, "a"), "classification"), model=model)
+
+
+def test_block_folds_keep_blocks_together():
+    lon, lat = _uniform_sphere(5000, 2)
+    blocks = spatial_blocks(lon, lat, 1000.0)
+    fold = block_folds(lon, lat, 5, 1000.0, seed=0)
+    for b in np.unique(blocks):
+        assert len(np.unique(fold[blocks == b])) == 1
+    assert np.bincount(fold).min() > 0.8 * len(lon) / 5  # balanced
+    # Equal area: about 510 million km^2 / (1000 km)^2 blocks, each holding a similar number of points.
+    ids, counts = np.unique(spatial_blocks(*_uniform_sphere(200_000, 3), 1000.0), return_counts=True)
+    assert 480 < len(ids) < 540
+    assert np.percentile(counts, 90) < 1.5 * np.median(counts)
+    with pytest.raises(InputError, match="BLOCK_KM"):
+        block_folds(lon, lat, 5, 20000.0, seed=0)
+
+
+def test_random_folds_are_even():
+    fold = random_folds(103, 5, seed=0)
+    assert sorted(np.bincount(fold)) == [20, 20, 21, 21, 21]
