@@ -1,0 +1,103 @@
+"""Train probe, apply probe to a raster and to points, through processing.run (real QGIS, real backend)."""
+
+import processing
+import pytest
+from osgeo import gdal
+from qgis.core import (
+    QgsFeature,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsVectorLayer,
+)
+
+from .helpers import leftovers, open_raster, value_at
+
+pytestmark = pytest.mark.usefixtures("plugin", "store")
+
+WORLD = "/usr/share/qgis/resources/data/world_map.gpkg"
+COUNTRIES = ("FR", "ES", "DE", "IT", "PL")
+CITIES = {"Madrid": (-3.70, 40.42, "ES"), "Paris": (2.35, 48.86, "FR"), "Berlin": (13.40, 52.52, "DE"),
+          "Rome": (12.50, 41.90, "IT"), "Warsaw": (21.01, 52.23, "PL")}
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    """A country probe trained through the toolbox on five countries of QGIS's world map."""
+    folder = tmp_path_factory.mktemp("probe")
+    labels = folder / "countries.gpkg"
+    where = "iso_a2 IN ({})".format(",".join(f"'{c}'" for c in COUNTRIES))
+    gdal.VectorTranslate(str(labels), WORLD, options=gdal.VectorTranslateOptions(
+        layers=["countries"], where=where, layerName="countries"))
+    out = folder / "country.geoprobe"
+    result = processing.run("geoembed:trainprobe", {
+        "VECTOR": f"{labels}|layername=countries", "FIELD": "iso_a2", "SAMPLES": 300, "FOLDS": 3, "BLOCK_KM": 300,
+        "OUTPUT": str(out)})
+    return out, result
+
+
+def test_train_probe_writes_probe_and_html_report(probe):
+    path, result = probe
+    assert result["OUTPUT"] == str(path) and path.is_file()
+    report = result["REPORT"]
+    assert report.endswith(".html")
+    html = open(report, encoding="utf-8").read()
+    assert "iso_a2" in html and "<table" in html and ".png" in html
+    assert result["SUMMARY"]
+
+
+def test_apply_probe_to_raster_is_styled_with_class_names(probe, tmp_path):
+    path, _ = probe
+    out = tmp_path / "countries.tif"
+    result = processing.run("geoembed:applyprobe", {
+        "PROBE": str(path), "EXTENT": "-10,25,36,56 [EPSG:4326]", "PIXEL_SIZE": 0.5, "OUTPUT": str(out)})
+    assert result["BANDS"] == 2
+    layer = open_raster(out)
+    assert layer.renderer().type() == "paletted"
+    labels = {int(c.value): c.label for c in layer.renderer().classes()}
+    assert sorted(labels.values()) == sorted(COUNTRIES)
+    for lon, lat, iso in CITIES.values():
+        assert labels[int(value_at(layer, lon, lat))] == iso
+
+
+def test_apply_probe_to_points_from_a_memory_layer(probe, tmp_path):
+    path, _ = probe
+    points = QgsVectorLayer("Point?crs=EPSG:4326&field=name:string", "cities", "memory")
+    features = []
+    for name, (lon, lat, _) in CITIES.items():
+        feature = QgsFeature(points.fields())
+        feature.setAttribute("name", name)
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(lon, lat)))
+        features.append(feature)
+    points.dataProvider().addFeatures(features)
+    out = tmp_path / "cities.gpkg"
+    result = processing.run("geoembed:applyprobetopoints", {"PROBE": str(path), "INPUT": points,
+                                                            "OUTPUT": str(out)})
+    assert result["PREDICTED"] == len(CITIES)
+    layer = QgsVectorLayer(str(out), "out", "ogr")
+    assert layer.isValid() and layer.featureCount() == len(CITIES)
+    predicted = {f["name"]: f["prediction"] for f in layer.getFeatures()}
+    assert predicted == {name: city[2] for name, city in CITIES.items()}
+    assert layer.renderer().type() == "categorizedSymbol"
+
+
+def test_train_probe_needs_exactly_one_label_source(tmp_path):
+    out = tmp_path / "p.geoprobe"
+    with pytest.raises(QgsProcessingException, match="VECTOR / RASTER"):
+        processing.run("geoembed:trainprobe", {"OUTPUT": str(out)}, context=QgsProcessingContext(),
+                       feedback=QgsProcessingFeedback())
+    assert leftovers(tmp_path) == []
+
+
+def test_apply_refuses_a_tampered_probe(probe, tmp_path):
+    path, _ = probe
+    bad = tmp_path / "bad.geoprobe"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(QgsProcessingException, match="PROBE"):
+        processing.run("geoembed:applyprobe", {"PROBE": str(bad), "EXTENT": "0,4,40,44 [EPSG:4326]",
+                                                "PIXEL_SIZE": 1.0, "OUTPUT": str(tmp_path / "out.tif")})
+    assert leftovers(tmp_path) == ["bad.geoprobe"]
