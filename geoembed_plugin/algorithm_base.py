@@ -48,13 +48,14 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
     DEVICES = ["auto", "cpu", "cuda"]
 
     ICON = "geoembed.svg"
+    GROUP = ("embeddings", "Location embeddings")  # (id, name) of the toolbox group
 
     # ---- metadata -------------------------------------------------------------------------------------------
     def group(self):
-        return "Location embeddings"
+        return self.GROUP[1]
 
     def groupId(self):
-        return "embeddings"
+        return self.GROUP[0]
 
     def icon(self):
         return icon(self.ICON)

@@ -11,6 +11,7 @@ from .grid_algorithm import GridAlgorithm
 class ApplyProbeAlgorithm(GridAlgorithm):
     COMMAND = ["probe", "apply"]
     ICON = "probe.svg"
+    GROUP = ("probes", "Probes")
     OUTPUT_DESCRIPTION = "Prediction raster"
     PROBE = "PROBE"
 
@@ -19,12 +20,6 @@ class ApplyProbeAlgorithm(GridAlgorithm):
 
     def displayName(self):
         return "Apply probe to raster"
-
-    def group(self):
-        return "Probes"
-
-    def groupId(self):
-        return "probes"
 
     def tags(self):
         return ["probe", "predict", "prediction", "classification", "regression", "map", "embedding", "raster"]

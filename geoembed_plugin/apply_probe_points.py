@@ -21,18 +21,13 @@ class ApplyProbeToPointsAlgorithm(GeoEmbedAlgorithm):
     INPUT = "INPUT"
     OUTPUT = "OUTPUT"
     ICON = "probe.svg"
+    GROUP = ("probes", "Probes")
 
     def name(self):
         return "applyprobetopoints"
 
     def displayName(self):
         return "Apply probe to points"
-
-    def group(self):
-        return "Probes"
-
-    def groupId(self):
-        return "probes"
 
     def tags(self):
         return ["probe", "predict", "prediction", "classification", "regression", "points", "embedding"]

@@ -19,18 +19,13 @@ class ImportModelAlgorithm(GeoEmbedAlgorithm):
     NAME = "NAME"
     REPLACE = "REPLACE"
     FOLDER = "FOLDER"
+    GROUP = ("models", "Models")
 
     def name(self):
         return "importmodel"
 
     def displayName(self):
         return "Import model"
-
-    def group(self):
-        return "Models"
-
-    def groupId(self):
-        return "models"
 
     def tags(self):
         return ["model", "import", "satclip", "checkpoint", "ckpt", "location encoder", "store"]

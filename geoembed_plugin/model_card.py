@@ -46,18 +46,13 @@ def card_html(card):
 class ModelCardAlgorithm(GeoEmbedAlgorithm):
     OUTPUT = "OUTPUT"
     CARD = "CARD"
+    GROUP = ("models", "Models")
 
     def name(self):
         return "modelcard"
 
     def displayName(self):
         return "Show model card"
-
-    def group(self):
-        return "Models"
-
-    def groupId(self):
-        return "models"
 
     def tags(self):
         return ["model", "card", "metadata", "provenance", "licence", "dimension", "encoder", "source"]

@@ -40,18 +40,13 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
     TASKS = ["auto", "classification", "regression"]
     PROBE_TYPES = ["auto", "linear", "mlp"]
     ICON = "probe.svg"
+    GROUP = ("probes", "Probes")
 
     def name(self):
         return "trainprobe"
 
     def displayName(self):
         return "Train probe"
-
-    def group(self):
-        return "Probes"
-
-    def groupId(self):
-        return "probes"
 
     def tags(self):
         return ["probe", "train", "classification", "regression", "embedding", "labels", "cross-validation",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 
 def partial_path(path: Path) -> Path:
@@ -11,12 +12,19 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` so that it appears complete or not at all."""
+def write_via(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(temporary path)``, then rename it to ``path``: the file appears complete or not at all."""
     tmp = partial_path(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    write_via(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    write_via(path, lambda tmp: tmp.write_bytes(data))

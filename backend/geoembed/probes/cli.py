@@ -62,7 +62,7 @@ def _embed(embedder, points, progress: Progress, start: float, span: float):
 
 
 def cmd_train(args, progress: Progress) -> dict:
-    from ..atomic import write_atomic
+    from ..atomic import write_text
     from ..cli import _embedder
     from ..markdown_html import markdown_to_html
     from ..store import ModelStore
@@ -91,7 +91,7 @@ def cmd_train(args, progress: Progress) -> dict:
     written = write_report(report, report_dir, output.stem)
     markdown = next(p for p in written if p.suffix == ".md").read_text(encoding="utf-8")
     html = report_dir / f"{output.stem}_report.html"
-    write_atomic(html, markdown_to_html(markdown, f"GeoEmbed probe report: {probe.label}"))
+    write_text(html, markdown_to_html(markdown, f"GeoEmbed probe report: {probe.label}"))
     probe.save(output)
     table = "\n".join(line for line in markdown.splitlines() if line.startswith("|"))
     return {"output": str(output), "task": probe.task, "label": probe.label, "samples": len(points.lon),

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_bytes
 from ..errors import InputError
 from .heads import KnnIndex, make_inputs, predict_kernel, predict_knn, predict_linear, predict_mlp
 
@@ -137,12 +137,7 @@ class Probe:
         path = Path(path)
         text = self._json()
         data = save(self.tensors, metadata={"geoembed_probe": text, "sha256": _digest(text, self.tensors)})
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_bytes(path, data)
         return path
 
     @classmethod

@@ -4,10 +4,11 @@ predicted against true values), random and spatial-block cross-validation side b
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import write_text, write_via
 
 SPLITS = {"random": "random folds", "block": "spatial blocks"}
 HEAD_NOTES = {
@@ -16,15 +17,6 @@ HEAD_NOTES = {
     "knn head": "k nearest neighbours on unit vectors (no embedding)",
     "kernel head": "kernel ridge regression on embedding similarity + geographic proximity (+ latitude)",
 }
-
-
-def _write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _table(report: dict) -> list[str]:
@@ -102,7 +94,7 @@ def write_report(report: dict, directory: str | Path, stem: str) -> list[Path]:
     """Write ``<stem>_report.json``, ``.md`` and ``.png`` into ``directory``; returns their paths."""
     directory = Path(directory)
     paths = [directory / f"{stem}_report.{ext}" for ext in ("json", "md", "png")]
-    _write(paths[0], lambda p: p.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8"))
-    _write(paths[2], lambda p: _plot(report, p))
-    _write(paths[1], lambda p: p.write_text(_markdown(report, paths[2].name), encoding="utf-8"))
+    write_text(paths[0], json.dumps(report, indent=1) + "\n")
+    write_via(paths[2], lambda tmp: _plot(report, tmp))
+    write_text(paths[1], _markdown(report, paths[2].name))
     return paths
