@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from . import model_store
-from .model_store import DEFAULT_MODEL, model_cards, model_ids
+from .model_store import DEFAULT_MODEL, encoder_summary, model_cards, model_ids
 from .resources import icon
 from .settings import Settings
 
@@ -95,7 +95,11 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
         for model_id in ids:
             card = cards.get(model_id)
             if card:
-                parts.append(f"{model_id} ({card.get('dimension', '?')}-d, {card.get('name', '')})")
+                origin = card.get("source") or {}
+                source = origin.get("name") or origin.get("package") or origin.get("file") or ""
+                parts.append(f"{model_id} ({card.get('dimension', '?')}-d, {card.get('name', '')}; encoder "
+                             f"{encoder_summary(card.get('architecture') or {})}"
+                             f"{'; source ' + source if source else ''})")
             else:
                 parts.append(f"{model_id} (not installed)")
         return "; ".join(parts) + "."

@@ -7,20 +7,7 @@ from qgis.core import QgsProcessingException, QgsProcessingOutputString, QgsProc
 
 from . import model_store
 from .algorithm_base import GeoEmbedAlgorithm
-from .model_store import DEFAULT_MODEL, model_cards
-
-
-def _spec_text(spec):
-    params = ", ".join(f"{key}={value}" for key, value in spec.items() if key != "name")
-    return f"{spec.get('name', '?')}({params})"
-
-
-def encoder_summary(architecture):
-    """One line: 'sh(degrees=10, ...) -> siren(...)' for the encoder architecture, 'geoclip(...)' otherwise."""
-    params = architecture.get("params") or {}
-    if architecture.get("name") == "encoder":
-        return " -> ".join(_spec_text(params.get(part) or {}) for part in ("encoding", "network"))
-    return _spec_text({"name": architecture.get("name"), **params})
+from .model_store import DEFAULT_MODEL, encoder_summary, model_cards
 
 
 def _rows(entry, prefix=""):

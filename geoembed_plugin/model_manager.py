@@ -26,8 +26,8 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import model_store
-from .model_card import card_html, encoder_summary
-from .model_store import DEFAULT_MODEL, model_cards
+from .model_card import card_html
+from .model_store import DEFAULT_MODEL, encoder_summary, model_cards
 from .resources import icon
 
 COLUMNS = ("Model", "Dimension", "Encoder", "Name")

@@ -52,3 +52,16 @@ def model_ids():
     if DEFAULT_MODEL in ids:
         ids.remove(DEFAULT_MODEL)
     return [DEFAULT_MODEL] + ids
+
+
+def _spec_text(spec):
+    params = ", ".join(f"{key}={value}" for key, value in spec.items() if key != "name")
+    return f"{spec.get('name', '?')}({params})"
+
+
+def encoder_summary(architecture):
+    """One line: 'sh(degrees=10, ...) -> siren(...)' for the encoder architecture, 'geoclip(...)' otherwise."""
+    params = architecture.get("params") or {}
+    if architecture.get("name") == "encoder":
+        return " -> ".join(_spec_text(params.get(part) or {}) for part in ("encoding", "network"))
+    return _spec_text({"name": architecture.get("name"), **params})

@@ -42,6 +42,7 @@ def test_parameters_help_and_defaults(plugin):
             assert p.help(), f"{alg_id} {p.name()} has no help"
         model = alg.parameterDefinition("MODEL")
         assert "geoclip" in model.options() and model.defaultValue() == "geoclip" and model.usesStaticStrings()
+        assert "encoder geoclip(" in model.help() and "source GeoCLIP" in model.help()  # the card, in brief
         assert alg.parameterDefinition("TARGET_CRS").flags() & QgsProcessingParameterDefinition.FlagOptional
         assert alg.parameterDefinition("DIMS").flags() & QgsProcessingParameterDefinition.FlagOptional
         for advanced in ("DTYPE", "DEVICE"):
