@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..grid import RasterGrid
 from ..progress import Progress
 from ..rasters import DEFAULT_MAX_GB, check_size, provenance, render_raster
+from .labels import open_vector, pick_layer
 from .probe import Probe
 
 ogr.UseExceptions()
@@ -79,16 +80,8 @@ def check_vector_output(path: str | os.PathLike) -> Path:
 
 
 def _open_points(path: str, layer_name: str | None):
-    try:
-        source = ogr.Open(str(path))
-    except RuntimeError as err:
-        raise InputError("INPUT", f"cannot open {path} as a vector layer: {err}") from err
-    if source is None:
-        raise InputError("INPUT", f"cannot open {path} as a vector layer")
-    layer = source.GetLayerByName(layer_name) if layer_name else source.GetLayer(0)
-    if layer is None:
-        names = [source.GetLayer(i).GetName() for i in range(source.GetLayerCount())]
-        raise InputError("LAYER", f"no layer {layer_name!r} in {path}; it has: {', '.join(names)}")
+    source = open_vector(str(path))
+    layer = pick_layer(source, layer_name)
     if ogr.GT_Flatten(layer.GetGeomType()) not in (ogr.wkbPoint, ogr.wkbUnknown):
         raise InputError("INPUT", f"layer {layer.GetName()!r} has {ogr.GeometryTypeToName(layer.GetGeomType())} "
                                   "geometries; give a layer of single points (explode multipoints, or use "

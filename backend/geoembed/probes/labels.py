@@ -137,7 +137,8 @@ def _continuous(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 # ---------------------------------------------------------------------------------------------------------- vectors
 
-def _open_vector(path: str):
+def open_vector(path: str):
+    """The OGR datasource at ``path``, or InputError("INPUT") saying what to give instead."""
     if _missing(path):
         raise InputError("INPUT", f"{path} does not exist")
     try:
@@ -152,7 +153,8 @@ def _open_vector(path: str):
     return ds
 
 
-def _pick_layer(ds, layer: str | None):
+def pick_layer(ds, layer: str | None):
+    """The named layer, else the only layer with geometries; InputError("LAYER") listing the layers otherwise."""
     names = [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())]
     if layer is not None:
         if layer not in names:
@@ -346,8 +348,8 @@ def read_vector_labels(path: str, field: str, *, layer: str | None = None, task:
     (``samples`` points uniform on the sphere inside the polygons, labelled with their polygon's value)."""
     _check_samples(samples)
     path = str(path)
-    ds = _open_vector(path)
-    lyr = _pick_layer(ds, layer)
+    ds = open_vector(path)
+    lyr = pick_layer(ds, layer)
     crs = _layer_crs(lyr)
     kind, geoms, values, field_name = _read_features(lyr, field, progress)
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
