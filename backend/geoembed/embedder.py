@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -55,12 +56,19 @@ class LocationEmbedder:
         return self._pca
 
     @torch.inference_mode()
-    def embed(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    def embed(self, lon: np.ndarray, lat: np.ndarray,
+              on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """``on_batch(done, total)`` is called before every batch and once at the end (e.g. to report progress
+        or to stop on a cancel request)."""
         lonlat = np.stack([np.asarray(lon, np.float64).ravel(), np.asarray(lat, np.float64).ravel()], axis=1)
         out = np.empty((len(lonlat), self.dim), dtype=np.float32)
         for start in range(0, len(lonlat), self.batch_size):
+            if on_batch:
+                on_batch(start, len(lonlat))
             chunk = torch.from_numpy(lonlat[start:start + self.batch_size]).to(self.device)
             out[start:start + len(chunk)] = self.model(chunk).float().cpu().numpy()
+        if on_batch:
+            on_batch(len(lonlat), len(lonlat))
         return out
 
 

@@ -129,16 +129,12 @@ def _render(grid: RasterGrid, out: AtomicGeoTIFF, evaluate: Evaluator, finish: F
 def _embed_checked(embedder: LocationEmbedder, progress: Progress,
                    tracker: _PixelProgress) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Embed in batches, checking for cancellation and reporting progress between them."""
-    def compute(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        parts = []
-        step = embedder.batch_size
-        for start in range(0, len(lon), step):
-            progress.check()
-            parts.append(embedder.embed(lon[start:start + step], lat[start:start + step]))
-            if len(lon) > step:
-                tracker.within_window(min(start + step, len(lon)) / len(lon))
-        return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
-    return compute
+    def between_batches(done: int, total: int) -> None:
+        progress.check()
+        if done and total > embedder.batch_size:
+            tracker.within_window(done / total)
+
+    return lambda lon, lat: embedder.embed(lon, lat, between_batches)
 
 
 def _linear(embedder: LocationEmbedder, dims: int | None) -> Callable[[np.ndarray], np.ndarray]:

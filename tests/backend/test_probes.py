@@ -76,10 +76,12 @@ def test_regression_train_probe_fits_and_reports(data, model, tmp_path):
         assert report["validation"][split]["probe"]["r2"] > 0.8
     assert seen == sorted(seen) and seen[-1] == 1.0
     paths = write_report(report, tmp_path, "smooth")
-    assert [p.name for p in paths] == ["smooth_report.json", "smooth_report.md", "smooth_report.png"]
+    assert [p.name for p in paths] == ["smooth_report.json", "smooth_report.md", "smooth_report.png",
+                                       "smooth_report.html"]
     text = paths[1].read_text()
     assert "spatial blocks" in text and "baseline: random forest on (lat, lon)" in text
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
+    assert "<table>" in paths[3].read_text() and 'src="smooth_report.png"' in paths[3].read_text()
 
 
 def test_save_load_round_trip(band_probe, data, tmp_path):

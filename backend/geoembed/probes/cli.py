@@ -50,23 +50,17 @@ def _labels(args, progress: Progress):
                                 extent_crs=args.extent_crs, task=args.task, seed=args.seed, progress=progress)
 
 
-def _embed(embedder, points, progress: Progress, start: float, span: float):
-    import numpy as np
-
-    parts = []
-    step = embedder.batch_size
-    for i in range(0, len(points.lon), step):
-        parts.append(embedder.embed(points.lon[i:i + step], points.lat[i:i + step]))
-        progress(start + span * min(i + step, len(points.lon)) / len(points.lon), "embedding the labelled points")
-    return np.concatenate(parts)
+def _stage(progress: Progress, start: float, span: float):
+    """``progress`` for one stage of a run, mapping its 0..1 onto ``start``..``start + span``."""
+    def report(fraction: float, message: str = "") -> None:
+        progress(start + span * fraction, message)
+    return report
 
 
 def cmd_train(args, progress: Progress) -> dict:
-    from ..atomic import write_text
     from ..cli import _embedder
-    from ..markdown_html import markdown_to_html
     from ..store import ModelStore
-    from .report import write_report
+    from .report import summary_table, write_report
     from .train import train_probe
 
     output = _check_probe_output(args.output)
@@ -78,24 +72,19 @@ def cmd_train(args, progress: Progress) -> dict:
     if not args.block_km > 0:
         raise InputError("BLOCK_KM", f"the block size must be a positive number of km, got {args.block_km}")
     ModelStore().path(args.model)
-    points = _labels(args, progress)
+    points = _labels(args, _stage(progress, 0.0, 0.05))
     progress.log(f"{len(points.lon):,} labelled points ({points.task}, {points.name})")
     embedder = _embedder(args, progress)
-    embeddings = _embed(embedder, points, progress, 0.05, 0.15)
+    embedding = _stage(progress, 0.05, 0.15)
+    embeddings = embedder.embed(points.lon, points.lat,
+                                lambda done, total: embedding(done / max(total, 1), "embedding the labelled points"))
     model = {"model_id": embedder.model_id, "weights_sha256": embedder.weights_sha256, "dimension": embedder.dim}
-
-    def stage(fraction: float, message: str = "") -> None:
-        progress(0.2 + 0.75 * fraction, message)
     probe, report = train_probe(embeddings, points, model=model, probe_type=args.probe_type, folds=args.folds,
-                                block_km=args.block_km, seed=args.seed, progress=stage)
+                                block_km=args.block_km, seed=args.seed, progress=_stage(progress, 0.2, 0.75))
     written = write_report(report, report_dir, output.stem)
-    markdown = next(p for p in written if p.suffix == ".md").read_text(encoding="utf-8")
-    html = report_dir / f"{output.stem}_report.html"
-    write_text(html, markdown_to_html(markdown, f"GeoEmbed probe report: {probe.label}"))
     probe.save(output)
-    table = "\n".join(line for line in markdown.splitlines() if line.startswith("|"))
     return {"output": str(output), "task": probe.task, "label": probe.label, "samples": len(points.lon),
-            "report": [str(p) for p in [*written, html]], "summary_text": table}
+            "report": [str(p) for p in written], "summary_text": summary_table(report)}
 
 
 def cmd_apply(args, progress: Progress) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text, write_via
+from ..markdown_html import markdown_to_html
 
 SPLITS = {"random": "random folds", "block": "spatial blocks"}
 HEAD_NOTES = {
@@ -90,11 +91,18 @@ def _plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def summary_table(report: dict) -> str:
+    """The metrics table (probe, heads and baselines; random folds beside spatial blocks) in Markdown."""
+    return "\n".join(_table(report))
+
+
 def write_report(report: dict, directory: str | Path, stem: str) -> list[Path]:
-    """Write ``<stem>_report.json``, ``.md`` and ``.png`` into ``directory``; returns their paths."""
+    """Write ``<stem>_report.json``, ``.md``, ``.png`` and ``.html`` into ``directory``; returns their paths."""
     directory = Path(directory)
-    paths = [directory / f"{stem}_report.{ext}" for ext in ("json", "md", "png")]
+    paths = [directory / f"{stem}_report.{ext}" for ext in ("json", "md", "png", "html")]
     write_text(paths[0], json.dumps(report, indent=1) + "\n")
     write_via(paths[2], lambda tmp: _plot(report, tmp))
-    write_text(paths[1], _markdown(report, paths[2].name))
+    markdown = _markdown(report, paths[2].name)
+    write_text(paths[1], markdown)
+    write_text(paths[3], markdown_to_html(markdown, f"GeoEmbed probe report: {report['label']}"))
     return paths
