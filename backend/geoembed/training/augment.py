@@ -1,0 +1,83 @@
+"""Random positions and augmentations for contrastive training; every draw comes from the given torch.Generator.
+
+Random numbers are drawn on the generator's device and moved to the data's, so a CPU generator gives the same
+draws whatever device the data are on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def _uniform(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(shape, generator=generator, dtype=torch.float64, device=generator.device).to(device)
+
+
+def _wrap_lon(lon: torch.Tensor) -> torch.Tensor:
+    return torch.where(lon >= 180.0, lon - 360.0, lon)
+
+
+def uniform_lonlat(n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``n`` positions (lon, lat) uniform on the sphere, float64 degrees: lon uniform, sin(lat) uniform."""
+    u = _uniform((n, 2), generator, torch.device(device))
+    lon = 360.0 * u[:, 0] - 180.0  # u < 1: lon < 180
+    lat = torch.rad2deg(torch.asin(2.0 * u[:, 1] - 1.0))
+    return torch.stack([lon, lat], dim=1)
+
+
+def jitter_lonlat(lonlat: torch.Tensor, km: float, generator: torch.Generator) -> torch.Tensor:
+    """Move each (lon, lat) to a point uniform over the spherical cap of radius ``km`` around it; float64 (N, 2).
+
+    Unbiased at every latitude (adding uniform noise in degrees, as SatCLIP's code does, is not: a degree of
+    longitude shrinks towards the poles). Bearing theta is uniform in [0, 2 pi) and the angular distance d has
+    cos d uniform in [cos r, 1], r = km / 6371.0088, which makes the cap's area element uniform; d is computed as
+    2 asin(sqrt(u) sin(r / 2)) to keep precision for small caps. The destination is the spherical destination
+    formula in vector form, q = cos d p + sin d (cos theta north + sin theta east), with (east, north) taken from
+    the point's longitude so it stays exact at the poles; lon is wrapped into [-180, 180). km = 0 returns the
+    positions unchanged (as float64) and draws nothing.
+    """
+    if lonlat.ndim != 2 or lonlat.shape[1] != 2:
+        raise ValueError(f"positions must be (N, 2) (lon, lat), got {tuple(lonlat.shape)}")
+    radius = float(km) / EARTH_RADIUS_KM
+    if not 0.0 <= radius <= math.pi:
+        raise ValueError(f"jitter must be from 0 to {math.pi * EARTH_RADIUS_KM:.0f} km, got {km!r}")
+    lonlat = lonlat.to(torch.float64)
+    if radius == 0.0:
+        return lonlat
+    u = _uniform((lonlat.shape[0], 2), generator, lonlat.device)
+    bearing = 2.0 * math.pi * u[:, 0]
+    distance = 2.0 * torch.asin(torch.sqrt(u[:, 1]) * math.sin(radius / 2.0))
+    lon, lat = torch.deg2rad(lonlat[:, 0]), torch.deg2rad(lonlat[:, 1])
+    point = torch.stack([torch.cos(lat) * torch.cos(lon), torch.cos(lat) * torch.sin(lon), torch.sin(lat)], dim=1)
+    north = torch.stack([-torch.sin(lat) * torch.cos(lon), -torch.sin(lat) * torch.sin(lon), torch.cos(lat)], dim=1)
+    east = torch.stack([-torch.sin(lon), torch.cos(lon), torch.zeros_like(lon)], dim=1)
+    direction = torch.cos(bearing)[:, None] * north + torch.sin(bearing)[:, None] * east
+    q = torch.cos(distance)[:, None] * point + torch.sin(distance)[:, None] * direction
+    new_lon = _wrap_lon(torch.rad2deg(torch.atan2(q[:, 1], q[:, 0])))
+    new_lat = torch.rad2deg(torch.atan2(q[:, 2], torch.hypot(q[:, 0], q[:, 1])))
+    return torch.stack([new_lon, new_lat], dim=1)
+
+
+def augment_patches(images: torch.Tensor, generator: torch.Generator, flips: bool = True,
+                    rotations: bool = True) -> torch.Tensor:
+    """A random horizontal flip, vertical flip and k x 90 degree rotation per square patch of (B, C, S, S).
+
+    With both enabled, each of the 8 symmetries of the square is equally likely; the same draws are made whatever
+    the options, so a seed gives the same stream of batches.
+    """
+    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"patches must be (B, C, S, S), got {tuple(images.shape)}")
+    code = torch.randint(0, 16, (images.shape[0],), generator=generator, device=generator.device)
+    code = code.to(images.device).view(-1, 1, 1, 1)
+    out = images
+    if flips:
+        out = torch.where((code & 1) == 1, out.flip(-1), out)
+        out = torch.where((code & 2) == 2, out.flip(-2), out)
+    if rotations:
+        for turns in (1, 2, 3):
+            out = torch.where((code >> 2) == turns, torch.rot90(out, turns, (-2, -1)), out)
+    return out
