@@ -23,7 +23,7 @@ DEMO_OUT     := $(CURDIR)/demo-output
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 
-.PHONY: help setup system venv model plugin deploy demo test bench lint package clean
+.PHONY: help setup system venv model plugin deploy demo data test bench lint package clean
 
 help:
 	@echo "make demo    set up everything and write the demo rasters into ./demo-output/"
@@ -84,10 +84,24 @@ demo: setup
 	  REFERENCE="114.1694,22.3193 [EPSG:4326]" MODEL=geoclip OUTPUT=$(DEMO_OUT)/similarity_hong_kong_world.tif
 	@echo; echo "Demo outputs:"; for f in $(DEMO_OUT)/*.tif; do gdalinfo $$f | grep -E "^Size is|^Driver" | tr '\n' ' '; echo " $$f"; done
 
-test: setup
-	$(VPY) -m pytest tests
+# A regional Landsat 7 ETM+ scene (Olinda, Brazil; 6 bands, EPSG:31985, Apache-2.0) from Debian's r-cran-stars.
+LANDSAT      := $(CACHE)/landsat/L7_ETMs.tif
+LANDSAT_SHA  := 3b722bf4470144b6691bf720bac08f47c99464acff4dd258252891c06312678e
+$(LANDSAT):
+	rm -rf $(CACHE)/landsat.tmp && mkdir -p $(CACHE)/landsat.tmp
+	cd $(CACHE)/landsat.tmp && apt-get download r-cran-stars >/dev/null
+	dpkg-deb --fsys-tarfile $(CACHE)/landsat.tmp/r-cran-stars_*.deb \
+	  | tar -xO ./usr/lib/R/site-library/stars/tif/L7_ETMs.tif > $(CACHE)/landsat.tmp/L7_ETMs.tif
+	echo "$(LANDSAT_SHA)  $(CACHE)/landsat.tmp/L7_ETMs.tif" | sha256sum -c --quiet -
+	mkdir -p $(dir $@) && mv $(CACHE)/landsat.tmp/L7_ETMs.tif $@ && rm -rf $(CACHE)/landsat.tmp
 
-bench: setup
+data: $(LANDSAT)
+
+test: setup data
+	GEOEMBED_LANDSAT=$(LANDSAT) $(VPY) -m pytest tests
+
+bench: setup data
+	GEOEMBED_LANDSAT=$(LANDSAT) \
 	$(VPY) benchmarks/run.py --output docs/benchmarks.md
 
 # flake8 and bandit as plugins.qgis.org scans an upload (flake8 --max-line-length=120; bandit -r), on the plugin as

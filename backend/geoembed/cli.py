@@ -207,6 +207,13 @@ def _embedding_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dims", type=int, help="keep this many principal components (the model's PCA basis)")
 
 
+def cmd_train(args, progress: Progress) -> dict:
+    from .training.run import train_from_config
+
+    return train_from_config(Path(args.config), Path(args.run_dir) if args.run_dir else None, args.resume,
+                             args.device, args.model_id, args.force, progress)
+
+
 def cmd_serve(args, progress: Progress) -> dict:
     from .worker import serve
 
@@ -263,6 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_models_show, options={"MODEL_ID": "ID"})
 
     add_probe_commands(sub, _grid_options)
+
+    p = sub.add_parser("train", help="train a location encoder contrastively against imagery (rasters or geotagged "
+                                     "photos) and install it in the model store")
+    p.add_argument("config", metavar="CONFIG", help="training config (.json or .yaml); see docs/training.md")
+    p.add_argument("--run-dir", help="folder for the resolved config, checkpoints, metrics and report "
+                                     "(default: CONFIG's name + '-run' beside it)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the config's, else auto)")
+    p.add_argument("--model-id", help="id of the trained model in the store (default: the config's model_id, else "
+                                      "CONFIG's name)")
+    p.add_argument("--force", action="store_true", help="replace an installed model with the same id")
+    p.set_defaults(func=cmd_train, options={"CONFIG": "CONFIG", "RUN_DIR": "--run-dir", "RESUME": "--resume",
+                                            "MODEL_ID": "--model-id"})
 
     p = sub.add_parser("serve", help="the warm backend: keep models loaded and run the command lines sent to a "
                                      "local socket (what the QGIS plugin starts)")

@@ -24,8 +24,9 @@ PCA_SAMPLE = 20000
 
 
 def install_state(store: ModelStore, model_id: str, state: dict[str, torch.Tensor], card: dict,
-                  source_sha256: str) -> Path:
+                  source_sha256: str, extra_files: dict[str, Path] | None = None) -> Path:
     """Install ``state`` (the weights of ``card["architecture"]``) as ``model_id``; returns the model's folder.
+    ``extra_files`` (name -> path, e.g. a trained image encoder) are installed beside the weights.
 
     The PCA basis is fitted on embeddings computed from the staged copy, through the same path every raster takes.
     Nothing reaches ``store`` unless every step succeeds.
@@ -41,4 +42,4 @@ def install_state(store: ModelStore, model_id: str, state: dict[str, torch.Tenso
         if not np.isfinite(embeddings).all():
             raise GeoEmbedError(f"model {model_id!r} gives non-finite embeddings; refusing to install it")
         PCABasis.fit(embeddings).save(pca)
-        return store.install(model_id, {WEIGHTS: weights, PCA: pca}, card)
+        return store.install(model_id, {WEIGHTS: weights, PCA: pca, **(extra_files or {})}, card)

@@ -43,6 +43,10 @@ class Progress:
 
     def __call__(self, fraction: float, message: str = "") -> None:
         self.check()
+        self.report(fraction, message)
+
+    def report(self, fraction: float, message: str = "") -> None:
+        """Progress without the cancel check, for loops that stop at a point of their own choosing."""
         self._emit({"type": "progress", "fraction": round(min(max(fraction, 0.0), 1.0), 5), "message": message})
 
     def log(self, message: str) -> None:

@@ -1,0 +1,1 @@
+"""Contrastive training of location encoders against imagery (SatCLIP, GeoCLIP, CSP objectives)."""
