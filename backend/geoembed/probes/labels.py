@@ -112,7 +112,7 @@ def _missing(path: str) -> bool:
     return not file.startswith("/vsi") and not os.path.exists(file)
 
 
-def _uniform(rng: np.random.Generator, box: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def uniform_in_boxes(rng: np.random.Generator, box: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` points uniform on the sphere inside rows ``box`` = (lon0, lon1, lat0, lat1), one row per point."""
     s0, s1 = np.sin(np.radians(box[:, 2])), np.sin(np.radians(box[:, 3]))
     lon = box[:, 0] + rng.random(n) * (box[:, 1] - box[:, 0])
@@ -120,7 +120,7 @@ def _uniform(rng: np.random.Generator, box: np.ndarray, n: int) -> tuple[np.ndar
     return lon, lat
 
 
-def _box_area(box: np.ndarray) -> np.ndarray:
+def box_area(box: np.ndarray) -> np.ndarray:
     """Area of (lon0, lon1, lat0, lat1) boxes on the unit sphere."""
     return np.radians(box[..., 1] - box[..., 0]) * (np.sin(np.radians(box[..., 3])) - np.sin(np.radians(box[..., 2])))
 
@@ -167,7 +167,7 @@ def pick_layer(ds, layer: str | None):
     return ds.GetLayerByName(spatial[0])
 
 
-def _layer_crs(lyr) -> CRS:
+def layer_crs(lyr) -> CRS:
     srs = lyr.GetSpatialRef()
     if srs is not None:
         return CRS.from_wkt(srs.ExportToWkt())
@@ -232,7 +232,7 @@ def _to_wgs84(crs: CRS, x: np.ndarray, y: np.ndarray, what: str) -> tuple[np.nda
     return lon, np.clip(lat, -90.0, 90.0)
 
 
-def _points(geoms: list, crs: CRS, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def point_positions(geoms: list, crs: CRS, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     xy, owner = [], []
     for i, geom in enumerate(geoms):
         parts = [geom.GetGeometryRef(j) for j in range(geom.GetGeometryCount())] or [geom]
@@ -245,7 +245,7 @@ def _points(geoms: list, crs: CRS, values: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 @dataclass
-class _Part:
+class Part:
     """One polygon of a (multi)polygon in lon/lat: edges (x1, y1, x2, y2) of all its rings, and its box."""
 
     edges: np.ndarray
@@ -270,7 +270,7 @@ class _Part:
         return inside
 
 
-def _polygon_parts(geoms: list, crs: CRS) -> list[_Part]:
+def polygon_parts(geoms: list, crs: CRS) -> list[Part]:
     rings, shape = [], []
     segment = None
     if not crs.is_geographic:  # straight edges in a projected CRS are curves in lon/lat: densify first
@@ -301,20 +301,20 @@ def _polygon_parts(geoms: list, crs: CRS) -> list[_Part]:
             part = [(x - 360.0 * np.round((x.mean() - centre) / 360.0), y) for x, y in part]
         edges = np.concatenate([np.stack([x, y, np.roll(x, -1), np.roll(y, -1)], axis=1) for x, y in part])
         box = np.array([edges[:, 0].min(), edges[:, 0].max(), edges[:, 1].min(), edges[:, 1].max()])
-        if _box_area(box) > 0:
-            parts.append(_Part(edges, box, owner))
+        if box_area(box) > 0:
+            parts.append(Part(edges, box, owner))
     return parts
 
 
-def _sample_parts(parts: list[_Part], samples: int, rng: np.random.Generator,
-                  progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_parts(parts: list[Part], samples: int, rng: np.random.Generator,
+                 progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points uniform on the sphere over the union of ``parts``: pick a part's box in proportion to its area,
     draw uniformly inside it and keep the point if the part holds it (so each part gets a share in proportion
     to its own area). Returns (lon, lat, owner)."""
     if not parts:
         raise InputError("INPUT", "the polygons have no area")
     boxes = np.array([p.box for p in parts])
-    weight = _box_area(boxes)
+    weight = box_area(boxes)
     weight /= weight.sum()
     found: list[tuple[np.ndarray, ...]] = []
     count = drawn = 0
@@ -322,7 +322,7 @@ def _sample_parts(parts: list[_Part], samples: int, rng: np.random.Generator,
         rate = (count + 1) / (drawn + 2)
         n = int(min(max(1.2 * (samples - count) / rate, 1000), 2_000_000))
         which = rng.choice(len(parts), size=n, p=weight)
-        lon, lat = _uniform(rng, boxes[which], n)
+        lon, lat = uniform_in_boxes(rng, boxes[which], n)
         keep = np.zeros(n, bool)
         order = np.argsort(which, kind="stable")
         bounds = np.searchsorted(which[order], np.arange(len(parts) + 1))
@@ -350,7 +350,7 @@ def read_vector_labels(path: str, field: str, *, layer: str | None = None, task:
     path = str(path)
     ds = open_vector(path)
     lyr = pick_layer(ds, layer)
-    crs = _layer_crs(lyr)
+    crs = layer_crs(lyr)
     kind, geoms, values, field_name = _read_features(lyr, field, progress)
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise InputError("FIELD", f"field {field_name!r} holds NaN or infinite values; clear them first")
@@ -358,11 +358,11 @@ def read_vector_labels(path: str, field: str, *, layer: str | None = None, task:
     source = {"kind": "vector", "path": path, "layer": lyr.GetName(), "field": field_name, "crs": crs.to_string(),
               "seed": seed}
     if kind == "point":
-        lon, lat, labels = _points(geoms, crs, values)
+        lon, lat, labels = point_positions(geoms, crs, values)
         source.update(sampling="one sample per point", samples=len(lon))
     else:
-        parts = _polygon_parts(geoms, crs)
-        lon, lat, owner = _sample_parts(parts, samples, np.random.default_rng(seed), progress)
+        parts = polygon_parts(geoms, crs)
+        lon, lat, owner = sample_parts(parts, samples, np.random.default_rng(seed), progress)
         labels = values[owner]
         source.update(sampling="uniform on the sphere inside the polygons", samples=samples)
     if progress:
@@ -372,7 +372,7 @@ def read_vector_labels(path: str, field: str, *, layer: str | None = None, task:
 
 # ---------------------------------------------------------------------------------------------------------- rasters
 
-class _Rectangle:
+class Rectangle:
     """An axis-aligned rectangle (xmin, ymin, xmax, ymax) in a CRS, seen from the sphere."""
 
     def __init__(self, crs: CRS, rect: tuple[float, float, float, float]):
@@ -423,7 +423,7 @@ class _Rectangle:
         return np.array([lon0, lon1, max(box[2] - pad, -90.0), min(box[3] + pad, 90.0)])
 
 
-def _open_raster(path: str):
+def open_raster(path: str):
     try:
         with warnings.catch_warnings():  # said below, in words that name the input
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -444,7 +444,7 @@ def _open_raster(path: str):
     return ds
 
 
-def _raster_crs(ds, path: str) -> tuple[CRS, str]:
+def raster_crs(ds, path: str) -> tuple[CRS, str]:
     if ds.crs is None and ds.transform.is_identity:
         raise InputError("INPUT", f"{path} is not georeferenced; give it a CRS and a geotransform first")
     if ds.crs is not None:
@@ -508,18 +508,18 @@ def sample_raster_labels(path: str, *, band: Band = 1, samples: int = 1000,
     of all bands. Pixels that are nodata, masked or NaN (in any band) are skipped and more points are drawn."""
     _check_samples(samples)
     path = str(path)
-    with _open_raster(path) as ds:
+    with open_raster(path) as ds:
         bands, name = _bands(ds, band, path)
-        crs, crs_text = _raster_crs(ds, path)
+        crs, crs_text = raster_crs(ds, path)
         left, bottom, right, top = ds.bounds
-        raster = _Rectangle(crs, (left, min(bottom, top), right, max(bottom, top)))
+        raster = Rectangle(crs, (left, min(bottom, top), right, max(bottom, top)))
         area = raster
         if extent is not None:
             rect = tuple(float(v) for v in extent)
             if len(rect) != 4 or not all(math.isfinite(v) for v in rect) or rect[0] >= rect[2] or rect[1] >= rect[3]:
                 raise InputError("EXTENT", f"the extent {extent!r} must be four finite numbers xmin, ymin, xmax, ymax "
                                            "with xmin < xmax and ymin < ymax")
-            area = _Rectangle(parse_crs(extent_crs or "EPSG:4326", "EXTENT_CRS"), rect)
+            area = Rectangle(parse_crs(extent_crs or "EPSG:4326", "EXTENT_CRS"), rect)
         box = area.lonlat_box()[None, :]
         inverse = ~ds.transform
         rng = np.random.default_rng(seed)
@@ -528,7 +528,7 @@ def sample_raster_labels(path: str, *, band: Band = 1, samples: int = 1000,
         while count < samples:
             rate = (count + 1) / (drawn + 2)
             n = int(min(max(1.2 * (samples - count) / rate, 1000), 1_000_000))
-            lon, lat = _uniform(rng, np.repeat(box, n, axis=0), n)
+            lon, lat = uniform_in_boxes(rng, np.repeat(box, n, axis=0), n)
             drawn += n
             keep = area.project(lon, lat)[2] if area is not raster else np.ones(n, bool)
             x, y, hit = raster.project(lon[keep], lat[keep])
