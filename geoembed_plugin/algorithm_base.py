@@ -49,6 +49,7 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
 
     ICON = "geoembed.svg"
     GROUP = ("embeddings", "Location embeddings")  # (id, name) of the toolbox group
+    INSTALLS_MODELS = False  # True: a successful run changes the model store, so the Model lists are reloaded
 
     # ---- metadata -------------------------------------------------------------------------------------------
     def group(self):
@@ -129,6 +130,13 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
         if not ok:
             return False, message
         return super().checkParameterValues(parameters, context)
+
+    # ---- after a run ----------------------------------------------------------------------------------------
+    def postProcessAlgorithm(self, context, feedback):
+        """Runs in the main thread after a successful run (the desktop runs processAlgorithm in a QgsTask)."""
+        if self.INSTALLS_MODELS:
+            model_store.refresh_algorithms()
+        return {}
 
     @staticmethod
     def is_temporary(path):

@@ -140,7 +140,13 @@ def _start_pumps(streams):
 
 class BackendRun:
     """One run of ``geoembed <command words> <options>``: on the warm worker, else as a child process
-    ``python -m geoembed --progress json <command words> <options>``."""
+    ``python -m geoembed --progress json <command words> <options>``. Subclasses for long jobs (training) turn the
+    warm worker off and give the backend longer to stop."""
+
+    use_warm_worker = True                # False: always a one-shot child process
+    terminate_wait_s = TERMINATE_WAIT_S   # after a cancel, how long until the backend is killed
+    # pass on at most one progress message of a kind (its first word) this often: each lands in the dialog's log
+    progress_text_every_s = 0.0
 
     def __init__(self, command, options, output, feedback=None):
         self.command = [command] if isinstance(command, str) else list(command)
@@ -152,6 +158,7 @@ class BackendRun:
         self.code = None        # the backend's exit code
         self.stderr = deque(maxlen=STDERR_LINES)
         self.cancelled = False
+        self._last_text = ("", float("-inf"))  # the last progress message passed on: (first word, when)
 
     def _argv(self, python):
         return [python, "-m", "geoembed", "--progress", "json", *self.command, *self.options]
@@ -174,9 +181,13 @@ class BackendRun:
             return
         if kind == "progress":
             if fb:
-                fb.setProgress(100.0 * float(record.get("fraction", 0.0)))
-                if record.get("message"):
-                    fb.setProgressText(str(record["message"]))
+                fraction = float(record.get("fraction", 0.0))
+                fb.setProgress(100.0 * fraction)
+                message, now = str(record.get("message") or ""), time.monotonic()
+                word, (last_word, at) = message.split(" ", 1)[0], self._last_text
+                if message and (now - at >= self.progress_text_every_s or word != last_word or fraction >= 1):
+                    self._last_text = (word, now)
+                    fb.setProgressText(message)
         elif kind == "log":
             self._info(str(record.get("message", "")))
         elif kind == "error":
@@ -194,7 +205,7 @@ class BackendRun:
         if self.feedback:
             self.feedback.pushCommandInfo(" ".join(shlex.quote(a) for a in self._argv(python)))
         existed = bool(self.output) and os.path.exists(self.output)
-        pid = self._run_warm(python) if warm_worker.enabled() else None
+        pid = self._run_warm(python) if self.use_warm_worker and warm_worker.enabled() else None
         if pid is None:
             pid = self._run_child(python)
         if self.code != EXIT_OK or self.cancelled or self.result is None:
@@ -254,7 +265,7 @@ class BackendRun:
 
     def _loop(self, lines, streams, stop, kill, finished):
         """Handle the backend's lines until its ``streams`` have ended and ``finished()``. On cancel, ``stop()``
-        asks it to stop; ``kill()`` ends it if it has not TERMINATE_WAIT_S later."""
+        asks it to stop; ``kill()`` ends it if it has not ``terminate_wait_s`` later."""
         stop_sent_at = None
         while streams or not finished():
             if stop_sent_at is None and self._canceled():
@@ -262,7 +273,7 @@ class BackendRun:
                 self._info("Cancelling: asking the GeoEmbed backend to stop")
                 stop_sent_at = time.monotonic()
                 stop()
-            elif stop_sent_at is not None and time.monotonic() - stop_sent_at > TERMINATE_WAIT_S:
+            elif stop_sent_at is not None and time.monotonic() - stop_sent_at > self.terminate_wait_s:
                 kill()
             if not streams:
                 time.sleep(POLL_S)

@@ -20,6 +20,7 @@ class ImportModelAlgorithm(GeoEmbedAlgorithm):
     REPLACE = "REPLACE"
     FOLDER = "FOLDER"
     GROUP = ("models", "Models")
+    INSTALLS_MODELS = True
 
     def name(self):
         return "importmodel"

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 
-from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
@@ -27,7 +26,7 @@ from qgis.PyQt.QtWidgets import (
 
 from . import model_store
 from .model_card import card_html
-from .model_store import DEFAULT_MODEL, encoder_summary, model_cards
+from .model_store import DEFAULT_MODEL, encoder_summary, model_cards, refresh_algorithms
 from .resources import icon
 
 COLUMNS = ("Model", "Dimension", "Encoder", "Name")
@@ -68,13 +67,6 @@ def delete_model(model_id):
     folder = model_folder(model_id)
     shutil.rmtree(folder)
     return folder
-
-
-def refresh_algorithms():
-    """Reload the GeoEmbed algorithms so that their Model lists show the store as it is now."""
-    provider = QgsApplication.processingRegistry().providerById("geoembed")
-    if provider is not None:
-        provider.refreshAlgorithms()
 
 
 class ModelManagerDialog(QDialog):

@@ -8,6 +8,8 @@ import json
 import os
 import re
 
+from qgis.core import QgsApplication
+
 from .settings import backend_environment
 
 DEFAULT_MODEL = "geoclip"
@@ -23,6 +25,18 @@ def store_home():
         return os.path.expanduser(configured)
     data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(data, "geoembed")
+
+
+def is_model_id(text):
+    """Whether ``text`` can name a model in the store (as geoembed.store checks it)."""
+    return bool(_ID.match(text or ""))
+
+
+def refresh_algorithms():
+    """Reload the GeoEmbed algorithms so that their Model lists show the store as it is now."""
+    provider = QgsApplication.processingRegistry().providerById("geoembed")
+    if provider is not None:
+        provider.refreshAlgorithms()
 
 
 def model_cards():
