@@ -11,6 +11,7 @@ from .import_model import ImportModelAlgorithm
 from .model_card import ModelCardAlgorithm
 from .resources import icon, resource_path
 from .similarity_raster import SimilarityRasterAlgorithm
+from .train_encoder import TrainEncoderAlgorithm
 from .train_probe import TrainProbeAlgorithm
 
 
@@ -44,6 +45,7 @@ class GeoEmbedProvider(QgsProcessingProvider):
         self.addAlgorithm(TrainProbeAlgorithm())
         self.addAlgorithm(ApplyProbeAlgorithm())
         self.addAlgorithm(ApplyProbeToPointsAlgorithm())
+        self.addAlgorithm(TrainEncoderAlgorithm())
         self.addAlgorithm(ImportModelAlgorithm())
         self.addAlgorithm(ModelCardAlgorithm())
         for path in sorted(glob.glob(resource_path("models", "*.model3"))):

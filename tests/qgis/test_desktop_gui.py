@@ -1,5 +1,6 @@
 """QGIS desktop, as a person uses it: the GeoEmbed menu, settings (Check backend), model manager, the Similarity
-raster dialog and the similarity map tool, in a real QGIS under Xvfb (desktop_driver.py drives it).
+raster dialog, the similarity map tool and Train location encoder (run, and cancel), in a real QGIS under Xvfb
+(desktop_driver.py drives it). The trained models go into a store of the test's own.
 
 Screenshots go to a temporary folder, or to $GEOEMBED_SCREENSHOTS when set (how docs/images/ was made).
 """
@@ -12,6 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from .helpers import blue_marble
 
 DRIVER = Path(__file__).with_name("desktop_driver.py")
 SCREEN = "-screen 0 1440x900x24"
@@ -30,8 +33,15 @@ def desktop(qgis_process_env, tmp_path_factory):
     results_file.unlink(missing_ok=True)
     profile = tmp / "profile"  # a private copy of the profile that qgis_process_env deployed the plugin into
     shutil.copytree(qgis_process_env["env"]["QGIS_CUSTOM_CONFIG_PATH"], profile)
+    store = tmp / "store" / "models"  # the models of the test store, and room for the trained ones
+    store.mkdir(parents=True)
+    for model in (Path(qgis_process_env["env"]["GEOEMBED_HOME"]) / "models").iterdir():
+        (store / model.name).symlink_to(model)
+    work = tmp / "work"
+    work.mkdir()
     env = {**qgis_process_env["env"], "QGIS_CUSTOM_CONFIG_PATH": str(profile), "GEOEMBED_GUI_OUT": str(out),
-           "GEOEMBED_GUI_DOCS": "1" if docs else ""}
+           "GEOEMBED_GUI_DOCS": "1" if docs else "", "GEOEMBED_HOME": str(store.parent),
+           "GEOEMBED_GUI_WORK": str(work), "GEOEMBED_GUI_IMAGERY": str(blue_marble(work))}
     env.pop("QT_QPA_PLATFORM", None)
     env["GEOEMBED_WARM"] = "0"  # one-shot backend runs: no worker outlives the test (the warm backend has its own)
     qgis = subprocess.Popen(["xvfb-run", "-a", "-s", SCREEN, "qgis", "--nologo", "--noversioncheck", "--code",
@@ -51,8 +61,8 @@ def desktop(qgis_process_env, tmp_path_factory):
 def test_menu_and_toolbar(desktop):
     results, _ = desktop
     assert results["menu"][0] == "Similarity Map Tool"
-    for entry in ("Similarity raster…", "Embedding raster…", "Train probe…", "Import model…", "Model Manager…",
-                  "Settings…"):
+    for entry in ("Similarity raster…", "Embedding raster…", "Train probe…", "Train location encoder…",
+                  "Import model…", "Model Manager…", "Settings…"):
         assert entry in results["menu"]
     assert {"Similarity Map Tool", "Settings…", "Model Manager…"} <= set(results["toolbar"])
 
@@ -86,6 +96,25 @@ def test_map_tool_click_adds_the_similarity_of_the_view(desktop):
     assert abs(layer["width"] - results["pixels_across"]) <= 1 and layer["crs"] == "EPSG:4326"
 
 
+def test_training_runs_in_a_background_task_and_installs_the_model(desktop):
+    training = desktop[0]["training"]
+    assert not training["no_threading"]
+    assert any("Train location encoder" in task for task in training["tasks"]), training["tasks"]
+    # the main thread kept handling events while the task trained: a 50 ms timer never waited long
+    assert training["timer_ticks"] >= 10 * training["run_s"] and training["longest_tick_gap_s"] < 1.0, training
+    assert training["progress_text"].startswith("epoch ")
+    assert training["installed"] and training["report"].endswith("training.png")
+    assert "bluemarble-gui" in training["model_list"]  # a new dialog lists the trained model
+
+
+def test_cancel_in_the_dialog_stops_the_training_and_keeps_the_checkpoint(desktop):
+    cancel = desktop[0]["training_cancel"]
+    assert cancel["child_pids"], "no `geoembed train` child process was seen"
+    assert cancel["stopped_s"] < 10, cancel
+    assert cancel["checkpoint"] and not cancel["installed"]
+    assert "Cancelled: training stopped and saved its state" in cancel["log"]
+
+
 def test_unload_removes_menu_toolbar_tool_and_provider(desktop):
     after = desktop[0]["after_unload"]
     assert "&GeoEmbed" not in after["menus"]
@@ -96,6 +125,7 @@ def test_unload_removes_menu_toolbar_tool_and_provider(desktop):
 def test_screenshots_were_taken(desktop):
     results, out = desktop
     names = {Path(p).stem for p in results["screenshots"]}
-    assert {"menu", "settings", "model_manager", "similarity_dialog", "map_tool_result"} <= names
+    assert {"menu", "settings", "model_manager", "similarity_dialog", "map_tool_result", "train-encoder",
+            "train-encoder-running"} <= names
     for path in results["screenshots"]:
         assert os.path.getsize(path) > 5000, path
