@@ -346,7 +346,8 @@ class TrainEncoderAlgorithm(GeoEmbedAlgorithm):
                 "of a cancelled or stopped training, or untick 'Continue the training'.")
         os.makedirs(run_dir, exist_ok=True)
         config = self._config_file(parameters, context, feedback, run_dir, resume)
-        device_options, _ = self.model_options(parameters, context)
+        # auto (here and in the settings) leaves the choice to the backend: a config file's device, else auto
+        device_options = [o for o in self.model_options(parameters, context)[0] if o != "--device=auto"]
         model_id = self.parameterAsString(parameters, self.MODEL_ID, context).strip()
         options = [config, f"--run-dir={run_dir}", f"--model-id={model_id}", *device_options]
         if resume:
