@@ -19,6 +19,7 @@ SUITES = {
     "sh": "sh_bench",
     "probes": "probe_bench",
     "warm": "warm_bench",
+    "training": "train_bench",
 }
 
 

@@ -1,7 +1,6 @@
 """geoembed:trainencoder - train a location encoder of one's own, contrastively, on raster patches or photos."""
 
 import json
-import math
 import os
 
 from qgis.core import (
@@ -28,15 +27,14 @@ from .backend_client import EXIT_CANCELLED, BackendRun
 ENCODINGS = ["sh", "spherec", "spherec+", "spherem", "spherem+", "dfs", "grid", "theory", "wrap", "rbf", "rff",
              "nerf", "cartesian3d", "direct"]
 # Each choice's spec besides its name and output width, as in the backend's training defaults (config.DEFAULTS).
-NETWORKS = {"siren": {"hidden": 512, "layers": 2}, "fcnet": {"hidden": 512}, "mlp": {"hidden": 512, "layers": 2},
+NETWORKS = {"siren": {"hidden": 256, "layers": 2}, "fcnet": {"hidden": 512}, "mlp": {"hidden": 512, "layers": 2},
             "linear": {}}
-IMAGE_ENCODERS = {"cnn": {"width": 32, "depth": 4}, "resnet18": {"width": 64}}
+IMAGE_ENCODERS = {"cnn": {"width": 16, "depth": 3}, "resnet18": {"width": 64}}
 LOSSES = ["clip", "mcbld", "geoclip"]
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 REQUEST = "request.json"     # the config this algorithm builds from its parameters, in the run folder
 RESOLVED = "config.json"     # the backend's resolved config, beside its checkpoint
 CHECKPOINT = "checkpoint.pt"
-RBF_CENTRES = 256  # the backend's rbf encoding has no default centres: this many spread evenly over the sphere
 
 
 class TrainingRun(BackendRun):
@@ -61,13 +59,6 @@ class TrainingRun(BackendRun):
             raise QgsProcessingException("Cancelled before the first checkpoint: no model was installed and there "
                                          "is nothing to continue.")
         return super()._outcome(python, code)
-
-
-def sphere_lattice(count: int) -> list:
-    """``count`` nearly evenly spread [lon, lat] points in degrees (a Fibonacci lattice)."""
-    turn = math.pi * (3.0 - math.sqrt(5.0))
-    return [[round(math.degrees((i * turn) % (2.0 * math.pi)) - 180.0, 4),
-             round(math.degrees(math.asin(1.0 - (2.0 * i + 1.0) / count)), 4)] for i in range(count)]
 
 
 def layer_file(layer: QgsMapLayer, parameter: str) -> tuple:
@@ -190,7 +181,7 @@ class TrainEncoderAlgorithm(GeoEmbedAlgorithm):
                                              defaultValue="sh", usesStaticStrings=True),
                   "How (lon, lat) is encoded before the network: sh (spherical harmonics, as SatCLIP), Sphere2Vec "
                   "(spherec, spherec+, spherem, spherem+, dfs), Space2Vec (grid, theory), wrap, rbf (Gaussians "
-                  f"around {RBF_CENTRES} points spread over the globe), random Fourier features (rff, as GeoCLIP), "
+                  "around 256 points spread over the globe), random Fourier features (rff, as GeoCLIP), "
                   "nerf, cartesian3d or the raw direct coordinates.", advanced=True)
         self._add(self._integer(self.DEGREES, "Spherical harmonics degree L (sh only)", 20, 1, 200),
                   "Highest degree of the spherical harmonics: higher resolves finer detail (L=10: ~2000 km, L=40: "
@@ -292,8 +283,6 @@ class TrainEncoderAlgorithm(GeoEmbedAlgorithm):
         encoding_spec = {"name": encoding}
         if encoding == "sh":
             encoding_spec["degrees"] = self.parameterAsInt(parameters, self.DEGREES, context)
-        elif encoding == "rbf":
-            encoding_spec["centres"] = sphere_lattice(RBF_CENTRES)
         network = self.parameterAsEnumString(parameters, self.NETWORK, context) or "siren"
         image_encoder = self.parameterAsEnumString(parameters, self.IMAGE_ENCODER, context) or "cnn"
         time_limit = self.parameterAsInt(parameters, self.TIME_LIMIT, context)

@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-id", help="id of the trained model in the store (default: the config's model_id, else "
                                       "CONFIG's name)")
     p.add_argument("--force", action="store_true", help="replace an installed model with the same id")
-    p.set_defaults(func=cmd_train, options={"CONFIG": "CONFIG", "RUN_DIR": "--run-dir", "RESUME": "--resume",
+    p.set_defaults(func=cmd_train, options={"RUN_DIR": "--run-dir", "RESUME": "--resume",
                                             "MODEL_ID": "--model-id"})
 
     p = sub.add_parser("serve", help="the warm backend: keep models loaded and run the command lines sent to a "

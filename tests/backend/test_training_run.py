@@ -259,3 +259,12 @@ def test_a_regional_landsat_scene_in_utm(tmp_path):
     card = ModelStore(tmp_path / "home").card("olinda")
     assert card["image_encoder"]["in_channels"] == 6 and len(card["image_encoder"]["normalisation"]["std"]) == 6
     assert "31985" in json.dumps(card["training"]["data"])  # the scene's own CRS, recorded
+
+
+def test_a_bad_encoder_spec_fails_before_the_imagery_is_read(tmp_path, world):
+    config = write_config(tmp_path, world, image_encoder={"name": "cnn", "depht": 3},
+                          data={"rasters": [str(tmp_path / "not-read-yet.tif")]})
+    proc = train(config, tmp_path / "home")
+    error = error_of(proc)
+    assert proc.returncode == 2 and error["parameter"] == "CONFIG" and "depht" in error["message"]
+    assert error["message"].startswith("CONFIG: ") and "(CONFIG)" not in error["message"]

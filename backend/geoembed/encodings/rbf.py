@@ -2,21 +2,28 @@
 
     rbf_k = exp(-d_k^2 / (2 sigma^2)),  d_k = great-circle angle in degrees between (lon, lat) and centre k
 
-d_k by the haversine formula, accurate at small distances. Centres are (lon, lat) degrees, part of the parameters.
+d_k by the haversine formula, accurate at small distances. Centres are (lon, lat) degrees, part of the parameters;
+an integer n stands for n centres spread evenly over the sphere (a Fibonacci lattice).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from ..coords import fibonacci_lattice
 from .base import Encoding
 
 
 class RadialBasis(Encoding):
     """One Gaussian feature per centre."""
 
-    def __init__(self, centres: list[list[float]], sigma: float = 10.0):
+    def __init__(self, centres: list[list[float]] | int = 256, sigma: float = 10.0):
         super().__init__()
+        if isinstance(centres, int) and not isinstance(centres, bool):
+            if not 1 <= centres <= 1 << 16:
+                raise ValueError(f"rbf: the number of centres must be from 1 to 65536, got {centres}")
+            centres = np.stack(fibonacci_lattice(centres), axis=1).tolist()
         c = torch.as_tensor(centres, dtype=torch.float64)
         if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] != 2 or not torch.isfinite(c).all():
             raise ValueError("rbf: centres must be a non-empty list of finite [lon, lat] pairs (degrees)")

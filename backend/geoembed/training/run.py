@@ -21,7 +21,7 @@ from . import config as configuration
 from .dataset import ImageSet
 from .report import write_plot
 from .split import spatial_split
-from .trainer import CONFIG_FILE, METRICS_FILE, Distributed, Trainer, resolve_device
+from .trainer import CONFIG_FILE, METRICS_FILE, Distributed, Trainer, build_model, resolve_device
 
 IMAGE_ENCODER = "image_encoder.safetensors"
 
@@ -112,6 +112,7 @@ def train_from_config(config_path: Path, run_dir: Path | None, resume: bool, dev
     if device:
         given = {**given, "device": device}
     config = configuration.resolve(given, default_id=config_path.stem.lower())
+    build_model(config, in_channels=1)  # a bad encoder spec fails now, not after the imagery is read
     store = store or ModelStore()
     if config["model_id"] in store.ids() and not force:
         raise InputError("MODEL_ID", f"a model {config['model_id']!r} is already installed in {store.models_dir}; "

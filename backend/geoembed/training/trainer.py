@@ -33,12 +33,20 @@ from .schedule import lr_factor
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
-CALIBRATION_STEPS = 10  # steps timed before a time limit is turned into a step count
+CALIBRATION = (5, 30)  # steps timed (after a warm-up) before a time limit is turned into a step count
 
 
 def derived_seed(seed: int, *purpose: int) -> int:
     """A seed for one purpose (e.g. the data order of epoch 3), independent of every other."""
     return int(np.random.SeedSequence([seed, *purpose]).generate_state(1, np.uint64)[0]) >> 1
+
+
+def build_model(config: dict, in_channels: int) -> ContrastiveModel:
+    """The untrained pair the config describes; InputError("CONFIG") for an invalid encoder spec."""
+    try:
+        return ContrastiveModel(config["location_encoder"], config["image_encoder"], in_channels)
+    except (ValueError, TypeError) as err:
+        raise InputError("CONFIG", f"{err} (in location_encoder or image_encoder)") from None
 
 
 class Objective(nn.Module):
@@ -139,11 +147,7 @@ class Trainer:
         self.dist = dist or Distributed()
         self.seed = int(config["seed"])
         torch.manual_seed(self.seed)
-        try:
-            self.model = ContrastiveModel(config["location_encoder"], config["image_encoder"],
-                                          in_channels=train.images.shape[1]).to(device)
-        except (ValueError, TypeError) as err:
-            raise InputError("CONFIG", f"{err} (location_encoder / image_encoder)") from None
+        self.model = build_model(config, in_channels=train.images.shape[1]).to(device)
         self.objective = Objective(self.model, config["objective"]).to(device)
         self.step_module: nn.Module = self.objective
         if self.dist.world > 1:
@@ -167,6 +171,7 @@ class Trainer:
         self.data_fingerprint = fingerprint(train) + fingerprint(val)
         self.autocast = device.type == "cuda" and config["precision"] == "auto"
         self._order: tuple[int, torch.Tensor] | None = None
+        self._validation_s: float | None = None  # the last validation pass took this long
 
     # ---- schedule -------------------------------------------------------------------------------------------
 
@@ -184,15 +189,25 @@ class Trainer:
         return lr
 
     def _calibrate(self) -> None:
-        """With a time limit: after CALIBRATION_STEPS, fix the step count the remaining time allows."""
+        """With a time limit: time CALIBRATION[1] - CALIBRATION[0] steps after a warm-up of CALIBRATION[0] (counted
+        from the start or the resumption), then fix the step count that fits in the time left."""
         limit = self.config["schedule"]["time_limit_minutes"]
-        if not limit or self.state.step != CALIBRATION_STEPS or self.state.total_steps_fixed_by_time:
+        warmup, window = CALIBRATION[0], CALIBRATION[1] - CALIBRATION[0]
+        if not limit or self.state.total_steps_fixed_by_time:
             return
-        per_step = self._elapsed() / CALIBRATION_STEPS
-        # a validation pass per epoch costs roughly as much as the steps that see as many samples
-        per_step *= 1.0 + len(self.val) / max(len(self.train), 1)
-        fits = int(60.0 * limit / per_step)
-        self.state.total_steps = max(CALIBRATION_STEPS + 1, min(self._planned_steps(), fits))
+        if self.state.step == self._first_step + warmup:
+            self._calibration_start = self._elapsed()
+        if self.state.step != self._first_step + warmup + window:
+            return
+        per_step = (self._elapsed() - self._calibration_start) / window
+        if self._validation_s is None:  # time one validation pass now (it also gives an early point on the curve)
+            self._validate()
+        per_step += self._validation_s / self.steps_per_epoch  # one validation per epoch
+        fits = self.state.step + int((60.0 * limit - self._elapsed()) / per_step)
+        total = torch.tensor([max(self.state.step + 1, min(self._planned_steps(), fits))])
+        if self.dist.world > 1:
+            torch.distributed.broadcast(total, 0)  # every process must stop at the same step
+        self.state.total_steps = int(total.item())
         self.state.total_steps_fixed_by_time = True
         self.log(f"time limit {limit:g} min: {self.state.total_steps} steps at {per_step:.2f} s per step")
 
@@ -271,6 +286,7 @@ class Trainer:
 
     def _validate(self) -> None:
         s = self.state
+        started = time.monotonic()
         if self.dist.main:
             metrics = validate(self.model, self.val.images, self.val.lonlat, self.gallery, self.batch, self.device)
             recent = s.losses[-1] if s.losses else float("nan")
@@ -281,16 +297,18 @@ class Trainer:
                      f" / top-5 {metrics['retrieval_top5']:.1f}% (batches of {metrics['retrieval_batch']})")
             write_text(self.run_dir / METRICS_FILE, json.dumps(self.metrics(), indent=2) + "\n")
         self._barrier()
+        self._validation_s = time.monotonic() - started
 
     def _barrier(self) -> None:
         if self.dist.world > 1:
             torch.distributed.barrier()
 
-    def _stop_requested(self, cancel_check: Callable[[], bool]) -> bool:
-        stop = torch.tensor([1.0 if cancel_check() else 0.0])
+    def _any_process(self, flag: bool) -> bool:
+        """Whether ``flag`` holds in any process (all processes must take the same decisions)."""
+        value = torch.tensor([1.0 if flag else 0.0])
         if self.dist.world > 1:
-            torch.distributed.all_reduce(stop)
-        return bool(stop.item() > 0)
+            torch.distributed.all_reduce(value)
+        return bool(value.item() > 0)
 
     def metrics(self) -> dict:
         s = self.state
@@ -309,9 +327,10 @@ class Trainer:
         limit = self.config["schedule"]["time_limit_minutes"]
         log_every = max(1, min(50, self.steps_per_epoch // 4))
         running: list[float] = []
+        recent: float | None = None  # the loss, smoothed, for progress messages
         self.objective.train()
         while s.step < s.total_steps:
-            if self._stop_requested(cancel_check):
+            if self._any_process(cancel_check()):
                 self.save()
                 raise Cancelled(f"training stopped at step {s.step} of {s.total_steps}; the checkpoint in "
                                 f"{self.run_dir} keeps it: continue with --resume")
@@ -330,13 +349,14 @@ class Trainer:
             if self.queue:
                 self.queue.push(lonlat.detach().cpu())
             running.append(float(loss.item()))
+            recent = running[-1] if recent is None else 0.9 * recent + 0.1 * running[-1]
             s.step += 1
             if s.step % log_every == 0 or s.step == s.total_steps:
                 s.losses.append(float(np.mean(running)))
                 s.loss_steps.append(s.step)
                 running = []
             self._calibrate()
-            if limit and self._elapsed() > 60.0 * limit and s.step < s.total_steps:
+            if limit and s.step < s.total_steps and self._any_process(self._elapsed() > 60.0 * limit):
                 self.log(f"time limit reached after {s.step} of {s.total_steps} planned steps")
                 s.total_steps = s.step
             if s.step % self.steps_per_epoch == 0 or s.step == s.total_steps:
@@ -344,6 +364,6 @@ class Trainer:
                 self.save()
             elif s.step % int(self.config["checkpoint_every"]) == 0:
                 self.save()
-            self.progress(s.step / s.total_steps, self._message(s.losses[-1] if s.losses else running[-1]))
+            self.progress(s.step / s.total_steps, self._message(recent))
         s.elapsed_s = self._elapsed()
         return self.metrics()
