@@ -30,6 +30,7 @@ CONFIG = {
     "location_encoder": {"encoding": {"name": "sh", "degrees": 20},
                          "network": {"name": "siren", "dim_out": 256, "hidden": 256, "layers": 2}},
     "image_encoder": {"name": "cnn", "width": 16, "depth": 3},
+    "objective": {"loss": "geoclip", "queue_size": 4096},
     "schedule": {"batch_size": 512, "epochs": 1000},
     "optimizer": {"lr": 1e-3, "warmup_steps": 50},
     "gallery": 100000,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import Cancelled, GeoEmbedError, InputError
+from .geolocation.cli import add_geolocate_command
 from .probes.cli import OPTIONS as PROBE_OPTIONS
 from .probes.cli import add_probe_commands
 from .progress import Progress
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_models_show, options={"MODEL_ID": "ID"})
 
     add_probe_commands(sub, _grid_options)
+    add_geolocate_command(sub)
 
     p = sub.add_parser("train", help="train a location encoder contrastively against imagery (rasters or geotagged "
                                      "photos) and install it in the model store")

@@ -50,6 +50,20 @@ def read_geoembed_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state, card
 
 
+def companion_files(path: Path, card: dict) -> dict[str, Path]:
+    """Files a GeoEmbed model folder holds besides its weights (a trained model's image encoder), checked against
+    the sha256 in its card."""
+    entry = card.get("image_encoder")
+    if not entry:
+        return {}
+    folder = path if path.is_dir() else path.parent
+    source = folder / entry["file"]
+    if not source.is_file() or sha256_file(source) != entry.get("sha256"):
+        raise InputError("INPUT", f"{source} is missing or does not match the sha256 in its card; copy the whole "
+                                  "model folder")
+    return {entry["file"]: source}
+
+
 def default_id(path: Path) -> str:
     """A model id from a file name: lower case, runs of other characters as '-'."""
     stem = path.parent.name if path.name in (CARD, WEIGHTS) else path.name if path.is_dir() else path.stem
@@ -83,6 +97,7 @@ def import_model(store: ModelStore, path: Path, model_id: str | None = None, nam
                                   f"({CARD} + {WEIGHTS})")
     step(0.05, f"reading {path.name}")
     state, card = reader(path)
+    extra = companion_files(path, card) if reader is read_geoembed_model else {}
     if model_id is None:
         model_id = default_id(path)
         _check_id(store, model_id, force)
@@ -90,6 +105,6 @@ def import_model(store: ModelStore, path: Path, model_id: str | None = None, nam
         card["name"] = name
     step(0.3, "checking the model and fitting its PCA basis")
     source_sha256 = card.get("source", {}).get("sha256") or ""
-    folder = install_state(store, model_id, state, card, source_sha256)
+    folder = install_state(store, model_id, state, card, source_sha256, extra)
     step(1.0, f"installed model {model_id!r}")
     return folder

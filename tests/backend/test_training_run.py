@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from geoembed.errors import GeoEmbedError
+from geoembed.image_embedder import ImageEmbedder
 from geoembed.store import ModelStore
 from geoembed.training import checkpoint
 
@@ -110,6 +112,15 @@ def test_trained_model_lands_in_the_store_and_makes_rasters(tmp_path, world):
     config_saved = json.loads((run_dir / "config.json").read_text())
     assert config_saved["objective"]["loss"] == "clip" and config_saved["seed"] == 0  # defaults filled in
 
+    other = tmp_path / "other-home"  # a trained model copied into another store keeps its image encoder
+    proc = subprocess.run([*GEOEMBED, "models", "import", str(folder), "--id", "copied"],
+                          env={**os.environ, "GEOEMBED_HOME": str(other)}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    patches = np.random.default_rng(0).integers(0, 255, (2, 3, 16, 16)).astype(np.uint8)
+    embedded = ImageEmbedder("copied", ModelStore(other)).embed(patches)
+    assert np.allclose(embedded, ImageEmbedder("tiny-world", ModelStore(tmp_path / "home")).embed(patches))
+    assert np.allclose(np.linalg.norm(embedded, axis=1), 1.0, atol=1e-5)
+
     out = tmp_path / "sim.tif"
     proc = subprocess.run([*GEOEMBED, "similarity", "--model", "tiny-world", "--extent=-10,35,30,60", "--crs",
                            "EPSG:4326", "--pixel-size", "1", "--reference", "2.35,48.85", "--output", str(out)],
@@ -173,6 +184,11 @@ def test_other_objectives_train(tmp_path, world, loss):
     result_of(train(config, tmp_path / "home"))
     card = ModelStore(tmp_path / "home").card("tiny")
     assert card["training"]["objective"]["loss"] == loss and card["temperature"] > 0
+    queue = checkpoint.load(tmp_path / "tiny-run" / "checkpoint.pt")["queue"]
+    if loss == "geoclip":  # 4 steps of 64 positions pushed through a queue of 128: full, newest kept
+        assert queue["lonlat"].shape == (128, 2)
+    else:
+        assert queue == {}
 
 
 def test_two_processes_with_torchrun(tmp_path, world):
@@ -249,8 +265,8 @@ def test_a_regional_landsat_scene_in_utm(tmp_path):
     landsat = Path(os.environ.get("GEOEMBED_LANDSAT", Path(__file__).parents[2] / ".cache/landsat/L7_ETMs.tif"))
     if not landsat.is_file():
         pytest.skip("the Landsat scene is not fetched (make data)")
-    config = tmp_path / "olinda.json"
-    config.write_text(json.dumps({**TINY, "data": {"rasters": [str(landsat)], "samples": 300, "patch_size": 16,
+    config = tmp_path / "olinda.yaml"  # YAML as well as JSON
+    config.write_text(yaml.safe_dump({**TINY, "data": {"rasters": [str(landsat)], "samples": 300, "patch_size": 16,
                                                    "validation": {"block_km": 2, "fraction": 0.2, "buffer_km": 0.3}},
                                   "location_encoder": {"encoding": {"name": "rff", "sigma": 0.01, "frequencies": 16},
                                                        "network": {"name": "mlp", "dim_out": 8, "hidden": 16}},
@@ -268,3 +284,13 @@ def test_a_bad_encoder_spec_fails_before_the_imagery_is_read(tmp_path, world):
     error = error_of(proc)
     assert proc.returncode == 2 and error["parameter"] == "CONFIG" and "depht" in error["message"]
     assert error["message"].startswith("CONFIG: ") and "(CONFIG)" not in error["message"]
+
+
+def test_a_time_limit_ends_the_schedule_on_time(tmp_path, world):
+    config = write_config(tmp_path, world, schedule={"batch_size": 32, "epochs": 10000, "time_limit_minutes": 0.2})
+    proc = train(config, tmp_path / "home")
+    result_of(proc)
+    metrics = json.loads((tmp_path / "tiny-run" / "metrics.json").read_text())
+    assert "time limit 0.2 min:" in proc.stdout
+    assert 30 < metrics["steps"] == metrics["total_steps"] < 10000 * (metrics["train_samples"] // 32)
+    assert 6 < metrics["training_time_s"] < 18  # 12 s asked for

@@ -65,3 +65,17 @@ def test_bad_input_through_qgis_process(qgis_process_env, tmp_path, parameter, a
     assert done.returncode != 0
     assert parameter in done.stdout + done.stderr
     assert leftovers(tmp_path) == []
+
+
+def test_training_runs_in_the_foreground_with_progress(qgis_process_env, tmp_path):
+    """qgis_process on a server: Train location encoder runs to the end with progress and installs the model."""
+    from .helpers import blue_marble
+
+    env = {**qgis_process_env, "env": {**qgis_process_env["env"], "GEOEMBED_HOME": str(tmp_path / "home")}}
+    done = qgis_process(env, "run", "geoembed:trainencoder", "--", f"RASTERS={blue_marble(tmp_path)}",
+                        "MODEL_ID=server-tiny", "SAMPLES=300", "PATCH_SIZE=16", "DIMENSION=8", "DEGREES=4",
+                        "EPOCHS=1", "BATCH_SIZE=64", f"RUN_DIR={tmp_path / 'run'}", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "step " in done.stdout and "ETA" in done.stdout  # the trainer's progress reached the console
+    assert (tmp_path / "home" / "models" / "server-tiny" / "image_encoder.safetensors").is_file()
+    assert (tmp_path / "run" / "training.png").is_file()

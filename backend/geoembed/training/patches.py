@@ -90,7 +90,7 @@ def _plain(values) -> list:
     return [v if v is None else float(v) if math.isfinite(v) else str(float(v)) for v in values]
 
 
-class _Raster:
+class PatchRaster:
     """One source raster: where its patches are, and the patches themselves (from memory or one window each)."""
 
     def __init__(self, ds, source: Mapping, bands: list[int] | None, size: int):
@@ -178,7 +178,7 @@ class _Raster:
         return dark.mean(axis=(1, 2)) > max_fraction
 
 
-def _layer_geometries(path: str, layer: str | None, kinds: tuple, parameter: str) -> tuple[list, object]:
+def layer_geometries(path: str, layer: str | None, kinds: tuple, parameter: str) -> tuple[list, object]:
     """(geometries, CRS) of every feature of a layer, which must all be of ``kinds``."""
     with as_parameter(parameter):
         ds = open_vector(str(path))
@@ -200,7 +200,7 @@ def _layer_geometries(path: str, layer: str | None, kinds: tuple, parameter: str
     return geoms, crs
 
 
-def _footprint_draw(rasters: list[_Raster], rng: np.random.Generator) -> Draw:
+def _footprint_draw(rasters: list[PatchRaster], rng: np.random.Generator) -> Draw:
     """Places uniform on the sphere over the union of the rasters' lon/lat boxes (where boxes overlap, a place is
     kept with probability 1 / the number of boxes that hold it)."""
     boxes = np.array([r.footprint.lonlat_box() for r in rasters])
@@ -220,7 +220,7 @@ def _footprint_draw(rasters: list[_Raster], rng: np.random.Generator) -> Draw:
 
 def _mask_draw(mask: str, layer: str | None, rng: np.random.Generator) -> Draw:
     """Places uniform on the sphere inside the polygons of a mask layer."""
-    parts = polygon_parts(*_layer_geometries(mask, layer, POLYGON_TYPES, "MASK"))
+    parts = polygon_parts(*layer_geometries(mask, layer, POLYGON_TYPES, "MASK"))
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
         with as_parameter("MASK"):
@@ -230,7 +230,7 @@ def _mask_draw(mask: str, layer: str | None, rng: np.random.Generator) -> Draw:
 
 def _points_draw(points: str, layer: str | None, rng: np.random.Generator) -> Draw:
     """The points of a layer in random order, each once; then nothing."""
-    geoms, crs = _layer_geometries(points, layer, POINT_TYPES, "POINTS")
+    geoms, crs = layer_geometries(points, layer, POINT_TYPES, "POINTS")
     with as_parameter("POINTS"):
         lon, lat, _ = point_positions(geoms, crs, np.arange(len(geoms)))
     order = rng.permutation(len(lon))
@@ -295,7 +295,7 @@ def sample_raster_patches(sources: list[dict], *, samples: int, patch_size: int,
                                             f"{source!r}")
             with as_parameter("RASTERS"):
                 ds = stack.enter_context(open_raster(str(source["path"])))
-            rasters.append(_Raster(ds, source, bands, int(patch_size)))
+            rasters.append(PatchRaster(ds, source, bands, int(patch_size)))
         if len({len(r.bands) for r in rasters}) > 1:
             raise InputError("RASTERS", "the rasters have different numbers of bands (" + ", ".join(
                 f"{r.description['path']}: {len(r.bands)}" for r in rasters) + "); give rasters with the same "
@@ -322,7 +322,7 @@ def sample_raster_patches(sources: list[dict], *, samples: int, patch_size: int,
     return ImageSet(normalised(raw, mean, std), np.concatenate(lonlat), mean, std, description)
 
 
-def _collect(rasters: list[_Raster], draw: Draw, samples: int, max_black_fraction: float, rng: np.random.Generator,
+def _collect(rasters: list[PatchRaster], draw: Draw, samples: int, max_black_fraction: float, rng: np.random.Generator,
              where: str, progress: ProgressFn | None) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
     """Draw places until ``samples`` patches pass (or the points run out): (raw patch blocks, lon/lat blocks,
     counts of places drawn and rejected). Places are taken in the order drawn, whichever raster they fall on."""
@@ -363,7 +363,7 @@ def _collect(rasters: list[_Raster], draw: Draw, samples: int, max_black_fractio
     return raw, lonlat, counts
 
 
-def _judge(rasters: list[_Raster], located: list, choice: np.ndarray, chunk: np.ndarray,
+def _judge(rasters: list[PatchRaster], located: list, choice: np.ndarray, chunk: np.ndarray,
            max_black_fraction: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """For each raster that places of ``chunk`` fall on: (place indices, patches, status GOOD, NODATA or BLACK of
     each)."""

@@ -46,7 +46,7 @@ def _text(value) -> str:
     return (value.decode("ascii", "ignore") if isinstance(value, bytes) else str(value)).strip("\0 ").upper()
 
 
-def _square(image: Image.Image, size: int) -> np.ndarray:
+def square_image(image: Image.Image, size: int) -> np.ndarray:
     """The centre square of ``image``, upright and resized to size x size RGB: (3, size, size) uint8."""
     image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale that is still at least size x size
     image = ImageOps.exif_transpose(image).convert("RGB")
@@ -86,8 +86,13 @@ def _coordinate(text: tuple[str, str], row: int, where: str) -> tuple[float, flo
     return lon - 360.0 if lon >= 180.0 else lon, lat
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The JPEG, PNG and TIFF files in ``folder`` and its subfolders, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+
+
 def _folder_entries(folder: Path) -> list[Entry]:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+    files = image_files(folder)
     if not files:
         raise InputError("PHOTOS", f"{folder} holds no JPEG, PNG or TIFF images; {HOW_TO}")
     return [(f, None) for f in files]
@@ -199,7 +204,7 @@ def _read(entry: Entry | None, size: int, images: list, places: list) -> str | N
             place = place or _exif_lonlat(image.getexif())
             if place is None:
                 return "no coordinates"
-            images.append(_square(image, size))
+            images.append(square_image(image, size))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return "unreadable"
     places.append(place)

@@ -172,6 +172,8 @@ class Trainer:
         self.autocast = device.type == "cuda" and config["precision"] == "auto"
         self._order: tuple[int, torch.Tensor] | None = None
         self._validation_s: float | None = None  # the last validation pass took this long
+        self._validation_total_s = 0.0  # all validation passes of this process took this long
+        self._timed_from: tuple[int, float, float] | None = None  # (step, elapsed, validation) when timing began
 
     # ---- schedule -------------------------------------------------------------------------------------------
 
@@ -188,28 +190,34 @@ class Trainer:
             group["lr"] = lr
         return lr
 
-    def _calibrate(self) -> None:
-        """With a time limit: time CALIBRATION[1] - CALIBRATION[0] steps after a warm-up of CALIBRATION[0] (counted
-        from the start or the resumption), then fix the step count that fits in the time left."""
+    def _plan_by_time(self) -> None:
+        """With a time limit, fix the step count that fits in the time left: first after timing CALIBRATION[1] -
+        CALIBRATION[0] steps (after a warm-up of CALIBRATION[0], counted from the start or the resumption), then again
+        after every epoch from all steps timed so far, so that the learning-rate schedule ends when the time does."""
         limit = self.config["schedule"]["time_limit_minutes"]
+        s = self.state
         warmup, window = CALIBRATION[0], CALIBRATION[1] - CALIBRATION[0]
-        if not limit or self.state.total_steps_fixed_by_time:
+        if not limit:
             return
-        if self.state.step == self._first_step + warmup:
-            self._calibration_start = self._elapsed()
-        if self.state.step != self._first_step + warmup + window:
+        if s.step == self._first_step + warmup:
+            self._timed_from = (s.step, self._elapsed(), self._validation_total_s)
+        first_plan = s.step == self._first_step + warmup + window and not s.total_steps_fixed_by_time
+        replan = s.total_steps_fixed_by_time and s.step % self.steps_per_epoch == 0 and s.step < s.total_steps
+        if not (first_plan or replan) or self._timed_from is None:
             return
-        per_step = (self._elapsed() - self._calibration_start) / window
         if self._validation_s is None:  # time one validation pass now (it also gives an early point on the curve)
             self._validate()
+        step0, elapsed0, validation0 = self._timed_from
+        per_step = (self._elapsed() - elapsed0 - (self._validation_total_s - validation0)) / (s.step - step0)
         per_step += self._validation_s / self.steps_per_epoch  # one validation per epoch
-        fits = self.state.step + int((60.0 * limit - self._elapsed()) / per_step)
-        total = torch.tensor([max(self.state.step + 1, min(self._planned_steps(), fits))])
+        fits = s.step + int((60.0 * limit - self._elapsed()) / per_step)
+        total = torch.tensor([max(s.step + 1, min(self._planned_steps(), fits))])
         if self.dist.world > 1:
             torch.distributed.broadcast(total, 0)  # every process must stop at the same step
-        self.state.total_steps = int(total.item())
-        self.state.total_steps_fixed_by_time = True
-        self.log(f"time limit {limit:g} min: {self.state.total_steps} steps at {per_step:.2f} s per step")
+        if first_plan:
+            self.log(f"time limit {limit:g} min: {int(total.item())} steps at {per_step:.2f} s per step")
+        s.total_steps = int(total.item())
+        s.total_steps_fixed_by_time = True
 
     # ---- data ---------------------------------------------------------------------------------------------
 
@@ -238,7 +246,7 @@ class Trainer:
         return {"format": "geoembed-training-checkpoint", "config": self._config_text(),
                 "data_fingerprint": self.data_fingerprint, "objective": self.objective.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
-                "queue": self.queue.state_dict() if self.queue else {},
+                "queue": self.queue.state_dict() if self.queue is not None else {},
                 "step": s.step, "total_steps": s.total_steps, "elapsed_s": s.elapsed_s,
                 "total_steps_fixed_by_time": s.total_steps_fixed_by_time,
                 "losses": list(s.losses), "loss_steps": list(s.loss_steps), "history": json.dumps(s.history)}
@@ -252,7 +260,7 @@ class Trainer:
                                        "changed?); start a new run")
         self.objective.load_state_dict(state["objective"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.queue:
+        if self.queue is not None:
             self.queue.load_state_dict(state["queue"])
         self.state = RunState(step=state["step"], total_steps=state["total_steps"], elapsed_s=state["elapsed_s"],
                               losses=list(state["losses"]), loss_steps=list(state["loss_steps"]),
@@ -298,6 +306,7 @@ class Trainer:
             write_text(self.run_dir / METRICS_FILE, json.dumps(self.metrics(), indent=2) + "\n")
         self._barrier()
         self._validation_s = time.monotonic() - started
+        self._validation_total_s += self._validation_s
 
     def _barrier(self) -> None:
         if self.dist.world > 1:
@@ -337,7 +346,7 @@ class Trainer:
             self._set_lr(s.step)
             images, lonlat, generator = self._batch(s.step)
             torch.manual_seed(derived_seed(self.seed, 3, s.step, self.dist.rank))  # dropout masks
-            queue = self.queue.get() if self.queue else None
+            queue = self.queue.get() if self.queue is not None else None
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 loss = self.step_module(images, lonlat, generator, queue)
             if not torch.isfinite(loss):
@@ -346,7 +355,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            if self.queue:
+            if self.queue is not None:
                 self.queue.push(lonlat.detach().cpu())
             running.append(float(loss.item()))
             recent = running[-1] if recent is None else 0.9 * recent + 0.1 * running[-1]
@@ -355,7 +364,7 @@ class Trainer:
                 s.losses.append(float(np.mean(running)))
                 s.loss_steps.append(s.step)
                 running = []
-            self._calibrate()
+            self._plan_by_time()
             if limit and s.step < s.total_steps and self._any_process(self._elapsed() > 60.0 * limit):
                 self.log(f"time limit reached after {s.step} of {s.total_steps} planned steps")
                 s.total_steps = s.step
