@@ -1,0 +1,1 @@
+"""Geolocation of images: galleries of location embeddings, top-K candidates, refinement and probability maps."""
