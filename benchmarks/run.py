@@ -20,6 +20,7 @@ SUITES = {
     "probes": "probe_bench",
     "warm": "warm_bench",
     "training": "train_bench",
+    "geolocation": "geolocate_bench",
 }
 
 

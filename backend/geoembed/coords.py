@@ -15,11 +15,12 @@ def wrap_lon(lon: np.ndarray) -> np.ndarray:
     return np.where((lon >= -180.0) & (lon < 180.0), lon, (lon + 180.0) % 360.0 - 180.0)
 
 
-def fibonacci_lattice(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` nearly equal-area points on the sphere, returned as (lon, lat) in degrees."""
+def fibonacci_lattice(n: int, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` nearly equal-area points on the sphere, returned as (lon, lat) in degrees; ``start``/``stop`` select a
+    run of them (they are numbered from the north pole south)."""
     if n < 1:
         raise ValueError("n must be positive")
-    i = np.arange(n, dtype=np.float64) + 0.5
+    i = np.arange(start, n if stop is None else stop, dtype=np.float64) + 0.5
     lat = np.degrees(np.arcsin(1.0 - 2.0 * i / n))
     golden = (1.0 + math.sqrt(5.0)) / 2.0
     lon = wrap_lon(np.degrees(2.0 * math.pi * i / golden))

@@ -28,7 +28,7 @@ from geoembed.geolocation.cache import cache_path, gallery_embeddings
 from geoembed.geolocation.galleries import fibonacci_gallery, geoclip_gallery, points_gallery
 from geoembed.geolocation.geolocate import geolocate
 from geoembed.geolocation.images import read_image_files, read_raster_patches
-from geoembed.geolocation.regions import extent_region, fibonacci_rows, mask_region
+from geoembed.geolocation.regions import extent_region, mask_region
 from geoembed.geolocation.search import Refiner, unit_vectors
 from geoembed.image_embedder import ImageEmbedder
 from geoembed.progress import Progress
@@ -93,7 +93,7 @@ def read_layer(path: Path) -> tuple[list[dict], dict]:
 
 def test_lattice_rows_are_those_of_the_fibonacci_lattice():
     lon, lat = fibonacci_lattice(1000)
-    part = fibonacci_rows(1000, 200, 300)
+    part = fibonacci_lattice(1000, 200, 300)
     assert np.array_equal(part[0], lon[200:300]) and np.array_equal(part[1], lat[200:300])
 
 

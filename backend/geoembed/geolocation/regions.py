@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..coords import wrap_lon
+from ..coords import fibonacci_lattice
 from ..errors import InputError
 from ..grid import parse_crs, parse_numbers
 from ..probes.labels import POLYGON_TYPES, Rectangle, box_area, polygon_parts
@@ -88,13 +88,6 @@ def mask_region(path: str, layer: str | None = None) -> Region:
     return Region(box, contains, f"the polygons of {path}" + (f" (layer {layer})" if layer else ""), "MASK")
 
 
-def fibonacci_rows(n: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """Points ``start`` .. ``stop - 1`` of the ``n``-point Fibonacci lattice of coords.fibonacci_lattice (which
-    numbers them from the north pole south), as (lon, lat) in degrees."""
-    i = np.arange(start, stop, dtype=np.float64) + 0.5
-    return wrap_lon(np.degrees(2.0 * math.pi * i / GOLDEN)), np.degrees(np.arcsin(1.0 - 2.0 * i / n))
-
-
 def _lattice_inside(region: Region, n: int) -> np.ndarray:
     """The points of the ``n``-point Fibonacci lattice inside ``region``, (m, 2) (lon, lat): only the latitude band
     of its box is generated, a chunk at a time."""
@@ -107,7 +100,7 @@ def _lattice_inside(region: Region, n: int) -> np.ndarray:
                                            "give a larger region")
     found = []
     for start in range(first, last, CHUNK):
-        lon, lat = fibonacci_rows(n, start, min(start + CHUNK, last))
+        lon, lat = fibonacci_lattice(n, start, min(start + CHUNK, last))
         keep = region.inside(lon, lat)
         found.append(np.stack([lon[keep], lat[keep]], axis=1))
     return np.concatenate(found) if found else np.empty((0, 2))
