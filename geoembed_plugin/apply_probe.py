@@ -33,7 +33,8 @@ class ApplyProbeAlgorithm(GridAlgorithm):
             "(from <i>Train probe</i>).<br><br>"
             "<b>Classification</b>: band <i>class</i> holds the class code (1, 2, ...), shown with a palette "
             "labelled with the class names, and band <i>confidence</i> the probability of that class. "
-            "<b>Regression</b>: band <i>prediction</i> with a colour ramp over the predicted range.<br>"
+            "<b>Regression</b>: band <i>prediction</i> with a colour ramp over the predicted range, its legend in "
+            "the units given to <i>Train probe</i> (the band is then named e.g. <i>prediction (mm/year)</i>).<br>"
             "The raster is computed window by window, so memory stays bounded for any size.<br><br>"
             "<b>Example</b>: a country map of Europe at 10 km:<br>"
             "<code>qgis_process run geoembed:applyprobe -- PROBE=country.geoprobe "
@@ -50,20 +51,15 @@ class ApplyProbeAlgorithm(GridAlgorithm):
     def extra_options(self, parameters, context):
         return [f"--probe={self.parameterAsFile(parameters, self.PROBE, context)}"]
 
-    def write_style(self, output, result, feedback):
-        try:
-            if result.get("task") == "classification":
-                written = styles.write_class_style(output, result.get("classes") or [])
-            else:
-                low, high = result.get("range") or (0.0, 0.0)
-                written = styles.write_value_style(output, low, high)
-            if written:
-                feedback.pushInfo(f"Wrote the default style {written}")
-        except OSError as err:
-            feedback.reportError(f"Could not write a default style next to {output}: {err}")
+    def write_style(self, name, output, result):
+        if result.get("task") == "classification":
+            return styles.write_class_style(output, result.get("classes") or [])
+        low, high = result.get("range") or (0.0, 0.0)
+        return styles.write_value_style(output, low, high, result.get("units") or "")
 
-    def layer_name(self, output, model, result):
-        label = f"{result.get('label') or 'probe'} predicted"
+    def layer_name(self, name, output, model, result):
+        units = result.get("units")
+        label = f"{result.get('label') or 'probe'} predicted" + (f", {units}" if units else "")
         if self.is_temporary(output):
             return label[0].upper() + label[1:]
         return f"{os.path.splitext(os.path.basename(output))[0]} ({label})"

@@ -149,9 +149,11 @@ class BackendRun:
     progress_text_every_s = 0.0
 
     def __init__(self, command, options, output, feedback=None):
+        """``output``: the file the command writes, a list of them, or None; a failed run leaves none of them."""
         self.command = [command] if isinstance(command, str) else list(command)
         self.options = [str(o) for o in options]
-        self.output = os.path.abspath(output) if output else None
+        outputs = output if isinstance(output, (list, tuple)) else [output]
+        self.outputs = [os.path.abspath(path) for path in outputs if path]
         self.feedback = feedback
         self.result = None
         self.error = None       # the backend's {"type": "error"} record, if any
@@ -204,14 +206,15 @@ class BackendRun:
         python = resolve_python()
         if self.feedback:
             self.feedback.pushCommandInfo(" ".join(shlex.quote(a) for a in self._argv(python)))
-        existed = bool(self.output) and os.path.exists(self.output)
+        existed = {path for path in self.outputs if os.path.exists(path)}
         pid = self._run_warm(python) if self.use_warm_worker and warm_worker.enabled() else None
         if pid is None:
             pid = self._run_child(python)
         if self.code != EXIT_OK or self.cancelled or self.result is None:
-            _remove(partial_paths(self.output, pid) if self.output else [])
-            if self.output and not existed:
-                _remove([self.output, self.output + ".aux.xml"])
+            for path in self.outputs:
+                _remove(partial_paths(path, pid))
+                if path not in existed:
+                    _remove([path, path + ".aux.xml"])
         return self._outcome(python, self.code)
 
     def _run_warm(self, python):

@@ -38,6 +38,7 @@ class GridAlgorithm(GeoEmbedAlgorithm):
 
     COMMAND = []        # backend subcommand words, e.g. ["embed-raster"]
     OUTPUT_DESCRIPTION = ""
+    EXTRA_OUTPUTS = {}  # optional rasters the same run writes: parameter name -> backend option
 
     def add_grid_parameters(self):
         self._add(QgsProcessingParameterExtent(self.EXTENT, "Extent"),
@@ -166,20 +167,38 @@ class GridAlgorithm(GeoEmbedAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         options, output, model = self.grid_options(parameters, context)
         options += self.extra_options(parameters, context)
-        result = run_backend(self.COMMAND, options, output, feedback)
-        if not os.path.isfile(output):
-            raise QgsProcessingException(f"OUTPUT: the GeoEmbed backend reported success but {output} is missing.")
+        extra = {name: self.parameterAsOutputLayer(parameters, name, context) for name in self.EXTRA_OUTPUTS}
+        extra = {name: path for name, path in extra.items() if path}
+        options += [f"{self.EXTRA_OUTPUTS[name]}={path}" for name, path in extra.items()]
+        outputs = {self.OUTPUT: output, **extra}
+        result = run_backend(self.COMMAND, options, list(outputs.values()), feedback)
+        for name, path in outputs.items():
+            if not os.path.isfile(path):
+                raise QgsProcessingException(f"{name}: the GeoEmbed backend reported success but {path} is missing.")
         feedback.pushInfo(f"Wrote {output}: {result.get('width')} x {result.get('height')} pixels, "
                           f"{result.get('bands')} band(s), {result.get('valid_pixels')} with data.")
-        self.write_style(output, result, feedback)
-        if context.willLoadLayerOnCompletion(output):
-            processor = styles.LayerStyler.create(output, self.layer_name(output, model, result))
-            context.layerToLoadOnCompletionDetails(output).setPostProcessor(processor)
-        return {self.OUTPUT: output, "WIDTH": result.get("width"), "HEIGHT": result.get("height"),
+        for name, path in outputs.items():
+            self._style(name, path, model, result, context, feedback)
+        return {**outputs, "WIDTH": result.get("width"), "HEIGHT": result.get("height"),
                 "BANDS": result.get("bands"), "VALID_PIXELS": result.get("valid_pixels")}
 
-    def write_style(self, output, result, feedback):
-        """Write the sidecar ``<output stem>.qml`` so the raster opens styled (subclasses)."""
+    def _style(self, name, path, model, result, context, feedback):
+        """Write the sidecar style of output ``name``; name and style its layer if Processing loads it."""
+        try:
+            written = self.write_style(name, path, result)
+        except OSError as err:
+            feedback.reportError(f"Could not write a default style next to {path}: {err}")
+        else:
+            if written:
+                feedback.pushInfo(f"Wrote the default style {written}")
+        if context.willLoadLayerOnCompletion(path):
+            processor = styles.LayerStyler.create(path, self.layer_name(name, path, model, result))
+            context.layerToLoadOnCompletionDetails(path).setPostProcessor(processor)
 
-    def layer_name(self, output, model, result):
+    def write_style(self, name, output, result):
+        """Write the sidecar ``<output stem>.qml`` of output ``name`` so the raster opens styled; its path, or None
+        (subclasses)."""
+        return None
+
+    def layer_name(self, name, output, model, result):
         return os.path.splitext(os.path.basename(output))[0]

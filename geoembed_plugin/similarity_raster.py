@@ -73,13 +73,10 @@ class SimilarityRasterAlgorithm(GridAlgorithm):
         crs = self.parameterAsPointCrs(parameters, self.REFERENCE, context)
         return [f"--reference={number(point.x())},{number(point.y())}", f"--reference-crs={crs_text(crs)}"]
 
-    def write_style(self, output, result, feedback):
-        try:
-            feedback.pushInfo(f"Wrote the default style {styles.write_similarity_style(output)}")
-        except OSError as err:
-            feedback.reportError(f"Could not write a default style next to {output}: {err}")
+    def write_style(self, name, output, result):
+        return styles.write_similarity_style(output)
 
-    def layer_name(self, output, model, result):
+    def layer_name(self, name, output, model, result):
         ref = result.get("reference_lonlat")
         where = f"{ref[0]:.4f}, {ref[1]:.4f}" if ref else "the reference"
         label = f"similarity to {where} ({model})"

@@ -5,6 +5,7 @@ import shutil
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
+    QgsColorRampLegendNodeSettings,
     QgsColorRampShader,
     QgsContrastEnhancement,
     QgsMapLayer,
@@ -38,16 +39,26 @@ def write_similarity_style(output):
     return target
 
 
-def write_embedding_style(output):
-    """An RGB rendering of bands 1-3 with a 2-98 % cumulative cut stretch, saved as the sidecar style."""
-    layer = QgsRasterLayer(output, "embedding", "gdal")
+def _write_rgb_style(output, stretch):
+    """Bands 1-3 as red, green and blue, with a 2-98 % cumulative cut stretch or as they are; the sidecar style."""
+    layer = QgsRasterLayer(output, "rgb", "gdal")
     if not layer.isValid() or layer.bandCount() < 3:
         return None
-    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3)
-    layer.setRenderer(renderer)
-    layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
-                                 QgsRasterMinMaxOrigin.CumulativeCut, QgsRectangle(), 250000)
+    layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3))
+    if stretch:
+        layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
+                                     QgsRasterMinMaxOrigin.CumulativeCut, QgsRectangle(), 250000)
     return _save(layer, output)
+
+
+def write_embedding_style(output):
+    """An RGB rendering of the first three bands, stretched (2-98 % cumulative cut)."""
+    return _write_rgb_style(output, stretch=True)
+
+
+def write_preview_style(output):
+    """The PCA preview as RGB: its bytes are stretched already."""
+    return _write_rgb_style(output, stretch=False)
 
 
 class LayerStyler(QgsProcessingLayerPostProcessorInterface):
@@ -99,8 +110,9 @@ def write_class_style(output, classes):
     return _save(layer, output)
 
 
-def write_value_style(output, low, high):
-    """Band 1 with a viridis-like colour ramp from ``low`` to ``high``; saved as the sidecar style."""
+def write_value_style(output, low, high, units=""):
+    """Band 1 with a viridis-like colour ramp from ``low`` to ``high``, its legend in ``units`` when given; saved
+    as the sidecar style."""
     layer = QgsRasterLayer(output, "values", "gdal")
     if not layer.isValid() or not high > low:
         return None
@@ -108,8 +120,12 @@ def write_value_style(output, low, high):
     ramp.setColorRampType(QgsColorRampShader.Interpolated)
     stops = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
     values = [low + (high - low) * i / (len(stops) - 1) for i in range(len(stops))]
-    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(value, QColor(color), f"{value:.4g}")
+    suffix = f" {units}" if units else ""
+    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(value, QColor(color), f"{value:.4g}{suffix}")
                                for value, color in zip(values, stops)])
+    legend = QgsColorRampLegendNodeSettings()
+    legend.setSuffix(suffix)  # the continuous legend's minimum and maximum labels
+    ramp.setLegendSettings(legend)
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(ramp)
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)

@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from .algorithm_base import GeoEmbedAlgorithm, crs_text, number
@@ -30,6 +31,7 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
     SAMPLES = "SAMPLES"
     EXTENT = "EXTENT"
     TASK = "TASK"
+    UNITS = "UNITS"
     PROBE_TYPE = "PROBE_TYPE"
     FOLDS = "FOLDS"
     BLOCK_KM = "BLOCK_KM"
@@ -62,7 +64,8 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
             "<b>Labels</b>: either a <b>point or polygon layer</b> and the <b>field</b> holding the labels "
             "(polygons are sampled with <b>Samples</b> points, area-weighted), or a <b>raster</b> band sampled at "
             "<b>Samples</b> random points inside the <b>Sampling extent</b> (nodata skipped). Text fields give a "
-            "classification, numeric fields a regression (override with <b>Task</b>).<br>"
+            "classification, numeric fields a regression (override with <b>Task</b>); give the values' "
+            "<b>Units</b> (e.g. mm/year) and prediction maps name them in their band and legend.<br>"
             "<b>Validation</b>: random k-fold and spatial block k-fold (blocks of <b>Block size</b> km held out) "
             "side by side, against k-nearest neighbours and a random forest on raw coordinates. The report (HTML "
             "with a confusion matrix or predicted-vs-true plot) opens from the Results Viewer.<br>"
@@ -101,6 +104,9 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
         self._add(QgsProcessingParameterEnum(self.TASK, "Task", options=self.TASKS, defaultValue="auto",
                                              usesStaticStrings=True),
                   "auto: classification for text or a few integer codes, regression for other numbers.")
+        self._add(QgsProcessingParameterString(self.UNITS, "Units of the values (regression)", optional=True),
+                  "The units of numeric labels, e.g. mm/year or degC. The probe keeps them: Apply probe names its "
+                  "band 'prediction (mm/year)' and shows them in the legend. Ignored for classes.")
         self._add(QgsProcessingParameterEnum(self.PROBE_TYPE, "Probe type", options=self.PROBE_TYPES,
                                              defaultValue="auto", usesStaticStrings=True),
                   "auto: the best of a regularised linear model and a small neural network on the embedding and "
@@ -172,6 +178,9 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
             f"--folds={self.parameterAsInt(parameters, self.FOLDS, context)}",
             f"--block-km={number(self.parameterAsDouble(parameters, self.BLOCK_KM, context))}",
             f"--seed={self.parameterAsInt(parameters, self.SEED, context)}", f"--output={output}"]
+        units = self.parameterAsString(parameters, self.UNITS, context).strip()
+        if units:
+            options.append(f"--units={units}")
         result = run_backend(["probe", "train"], options, output, feedback)
         reports = result.get("report") or []
         html = next((p for p in reports if p.endswith(".html")), "")

@@ -54,10 +54,7 @@ def catmull_rom(t: np.ndarray) -> np.ndarray:
 
 def pixel_km(grid: RasterGrid, samples: int = 17) -> float:
     """The largest ground distance (km) between adjacent pixel centres, over a sample of the grid."""
-    rows = np.unique(np.linspace(0, grid.height - 1, samples).round())
-    cols = np.unique(np.linspace(0, grid.width - 1, samples).round())
-    r, c = (a.ravel() + 0.5 for a in np.meshgrid(rows, cols, indexing="ij"))
-    x, y = grid.xmin + c * grid.pixel_size, grid.ymax - r * grid.pixel_size
+    x, y = grid.sample_centres(samples)
     lon, lat, ok = to_lonlat(grid.crs, x, y)
     steps = []
     for dx, dy in ((grid.pixel_size, 0.0), (0.0, -grid.pixel_size)):

@@ -21,7 +21,7 @@ from .progress import Progress
 OPTIONS = {"EXTENT": "--extent", "TARGET_CRS": "--crs", "EXTENT_CRS": "--extent-crs", "PIXEL_SIZE": "--pixel-size",
            "MODEL": "--model", "DIMS": "--dims", "OUTPUT": "--output", "REFERENCE": "--reference",
            "REFERENCE_CRS": "--reference-crs", "DTYPE": "--dtype", "DEVICE": "--device",
-           "EVALUATION": "--evaluation", "TOLERANCE": "--tolerance", **PROBE_OPTIONS}
+           "EVALUATION": "--evaluation", "TOLERANCE": "--tolerance", "PREVIEW": "--preview", **PROBE_OPTIONS}
 
 
 def _grid(args):
@@ -95,12 +95,17 @@ def _common_checks(args):
 
 
 def cmd_embed_raster(args, progress: Progress) -> dict:
+    from .geotiff import check_output_path
     from .rasters import embedding_raster
 
     grid, output = _common_checks(args)
+    preview = check_output_path(args.preview, "PREVIEW") if args.preview else None
+    if preview == output:
+        raise InputError("PREVIEW", f"the preview must be another file than the output {output}")
     embedder = _embedder(args, progress)
     return embedding_raster(embedder, grid, output, dims=args.dims, dtype=args.dtype, max_gb=args.max_size_gb,
-                            progress=progress, evaluation=args.evaluation, tolerance=args.tolerance)
+                            progress=progress, evaluation=args.evaluation, tolerance=args.tolerance,
+                            preview=preview)
 
 
 def cmd_similarity(args, progress: Progress) -> dict:
@@ -241,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("embed-raster", help="write an embedding raster, one band per dimension")
     _embedding_options(p)
+    p.add_argument("--preview", help="also write an RGB GeoTIFF (bytes) of the first 3 principal components, each "
+                                     "stretched between its 2nd and 98th percentile, from the same embeddings")
     p.set_defaults(func=cmd_embed_raster)
 
     p = sub.add_parser("similarity", help="write the cosine similarity of every pixel to a reference place")

@@ -13,25 +13,26 @@ os.environ.setdefault("GDAL_CACHEMAX", "64")
 
 import rasterio  # noqa: E402
 
-from .atomic import partial_path
-from .errors import InputError
-from .grid import BLOCK, RasterGrid
+from .atomic import partial_path  # noqa: E402
+from .errors import InputError  # noqa: E402
+from .grid import BLOCK, RasterGrid  # noqa: E402
 
 NODATA = -32768.0  # exact in float32 and float16
-DTYPES = {"float32": 4, "float16": 2}
+BYTE_NODATA = 0  # uint8 rasters (RGB previews) hold their values in 1..255
+DTYPES = {"float32": 4, "float16": 2, "uint8": 1}
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
-    """The output path as a Path, or InputError('OUTPUT', ...) if it cannot be written."""
+def check_output_path(path: str | os.PathLike, parameter: str = "OUTPUT") -> Path:
+    """The output path as a Path, or InputError(parameter, ...) if it cannot be written."""
     p = Path(path).expanduser().absolute()
     if p.suffix.lower() not in (".tif", ".tiff"):
-        raise InputError("OUTPUT", f"{p.name} is not a GeoTIFF name; use a .tif file name")
+        raise InputError(parameter, f"{p.name} is not a GeoTIFF name; use a .tif file name")
     if p.is_dir():
-        raise InputError("OUTPUT", f"{p} is a folder; give a .tif file name inside it")
+        raise InputError(parameter, f"{p} is a folder; give a .tif file name inside it")
     if not p.parent.is_dir():
-        raise InputError("OUTPUT", f"folder {p.parent} does not exist; create it or choose another location")
+        raise InputError(parameter, f"folder {p.parent} does not exist; create it or choose another location")
     if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise InputError("OUTPUT", f"cannot write to {p}: permission denied; choose a writable location")
+        raise InputError(parameter, f"cannot write to {p}: permission denied; choose a writable location")
     return p
 
 
@@ -40,7 +41,11 @@ def estimated_bytes(grid: RasterGrid, bands: int, dtype: str) -> int:
 
 
 class AtomicGeoTIFF:
-    """A tiled, compressed GeoTIFF that appears at ``path`` only when closed without error."""
+    """A tiled, compressed GeoTIFF that appears at ``path`` only when closed without error.
+
+    float32 and float16 (stored as 16-bit floats) have nodata -32768; uint8 has nodata 0 and, with three bands,
+    is an RGB image.
+    """
 
     def __init__(self, path: Path, grid: RasterGrid, band_names: list[str], dtype: str = "float32",
                  tags: dict[str, str] | None = None):
@@ -55,14 +60,17 @@ class AtomicGeoTIFF:
         self.dataset = None
 
     def __enter__(self) -> AtomicGeoTIFF:
-        options = dict(tiled=True, blockxsize=BLOCK, blockysize=BLOCK, compress="deflate", predictor=3,
+        byte = self.dtype == "uint8"
+        options = dict(tiled=True, blockxsize=BLOCK, blockysize=BLOCK, compress="deflate", predictor=2 if byte else 3,
                        interleave="band", bigtiff="IF_SAFER")
         if self.dtype == "float16":
             options["nbits"] = 16
+        if byte and len(self.band_names) == 3:
+            options["photometric"] = "RGB"
         self.dataset = rasterio.open(
             self.tmp, "w", driver="GTiff", width=self.grid.width, height=self.grid.height,
-            count=len(self.band_names), dtype="float32", crs=self.grid.crs.to_wkt(),
-            transform=self.grid.transform, nodata=NODATA, **options)
+            count=len(self.band_names), dtype="uint8" if byte else "float32", crs=self.grid.crs.to_wkt(),
+            transform=self.grid.transform, nodata=BYTE_NODATA if byte else NODATA, **options)
         for i, name in enumerate(self.band_names, start=1):
             self.dataset.set_band_description(i, name)
         self.dataset.update_tags(**self.tags)
@@ -70,8 +78,8 @@ class AtomicGeoTIFF:
 
     def write(self, window, data: np.ndarray, valid: np.ndarray) -> None:
         """Write float32 (bands, rows, cols) ``data``; pixels where ``valid`` is False become nodata (in place)."""
-        data[:, ~valid] = NODATA
-        self.dataset.write(data, window=window)
+        data[:, ~valid] = self.dataset.nodata
+        self.dataset.write(data.astype(self.dataset.dtypes[0], copy=False), window=window)
 
     def update_tags(self, tags: dict[str, str]) -> None:
         """Add dataset tags, e.g. a report known only once every window is written."""

@@ -119,6 +119,13 @@ class RasterGrid:
         rows = window.row_off + np.arange(window.height, dtype=np.float64) + 0.5
         return np.meshgrid(self.xmin + cols * self.pixel_size, self.ymax - rows * self.pixel_size)
 
+    def sample_centres(self, samples: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the centres of up to ``samples`` x ``samples`` pixels spread evenly over the grid, flat."""
+        rows = np.unique(np.linspace(0, self.height - 1, samples).round())
+        cols = np.unique(np.linspace(0, self.width - 1, samples).round())
+        r, c = (a.ravel() + 0.5 for a in np.meshgrid(rows, cols, indexing="ij"))
+        return self.xmin + c * self.pixel_size, self.ymax - r * self.pixel_size
+
     def lonlat(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lon, lat, valid) of the pixel centres of ``window``."""
         return to_lonlat(self.crs, *self.pixel_centres(window))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -16,10 +18,13 @@ from .bandlimited import DEFAULT_TOLERANCE, BandLimited
 from .embedder import LocationEmbedder
 from .errors import InputError
 from .geotiff import AtomicGeoTIFF, estimated_bytes
-from .grid import RasterGrid
+from .grid import RasterGrid, to_lonlat
 from .progress import Progress
 
 DEFAULT_MAX_GB = float(os.environ.get("GEOEMBED_MAX_OUTPUT_GB", "64"))
+PREVIEW_COMPONENTS = 3
+PREVIEW_PERCENTILES = (2.0, 98.0)  # each component's stretch, over an even sample of the grid's pixels
+PREVIEW_SAMPLES = 64  # the sample: up to 64 x 64 pixel centres
 
 
 def _check_dims(embedder: LocationEmbedder, dims: int | None) -> None:
@@ -107,9 +112,21 @@ class _PixelProgress:
 Finisher = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def _render(grid: RasterGrid, out: AtomicGeoTIFF, evaluate: Evaluator, finish: Finisher, bands: int,
+@dataclass
+class RasterOutput:
+    """A GeoTIFF of a render: ``finish(features, lon, lat)`` turns the valid pixels' features into its bands,
+    (n, len(names))."""
+
+    path: Path
+    names: list[str]
+    dtype: str
+    tags: dict[str, str]
+    finish: Finisher
+
+
+def _render(grid: RasterGrid, outputs: list[tuple[AtomicGeoTIFF, Finisher]], evaluate: Evaluator,
             tracker: _PixelProgress) -> int:
-    """Fill ``out`` window by window with ``finish(evaluate(...), lon, lat)`` of the valid pixels, (n, bands).
+    """Fill every output window by window with its ``finish(evaluate(...), lon, lat)`` of the valid pixels.
 
     Returns the valid pixel count.
     """
@@ -117,10 +134,12 @@ def _render(grid: RasterGrid, out: AtomicGeoTIFF, evaluate: Evaluator, finish: F
     for window in grid.windows():
         lon, lat, valid = grid.lonlat(window)
         tracker.start_window(valid.size)
-        data = np.zeros((bands, *valid.shape), dtype=np.float32)
-        if valid.any():
-            data[:, valid] = finish(evaluate(window, lon, lat, valid), lon[valid], lat[valid]).T
-        out.write(window, data, valid)
+        features = evaluate(window, lon, lat, valid) if valid.any() else None
+        for out, finish in outputs:
+            data = np.zeros((len(out.band_names), *valid.shape), dtype=np.float32)
+            if features is not None:
+                data[:, valid] = finish(features, lon[valid], lat[valid]).T
+            out.write(window, data, valid)
         valid_pixels += int(valid.sum())
         tracker.end_window()
     return valid_pixels
@@ -144,39 +163,85 @@ def _linear(embedder: LocationEmbedder, dims: int | None) -> Callable[[np.ndarra
     return lambda e: e
 
 
-def render_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path, names: list[str], dtype: str,
-                  tags: dict, linear: Callable, finish: Finisher, evaluation: str, tolerance: float,
-                  progress: Progress) -> int:
-    """Write a raster whose bands are ``finish(linear(embedding), lon, lat)`` of every valid pixel, window by
-    window, then add the evaluation report to its tags. Returns the valid pixel count."""
+def render_raster(embedder: LocationEmbedder, grid: RasterGrid, outputs: list[RasterOutput], linear: Callable,
+                  evaluation: str, tolerance: float, progress: Progress) -> int:
+    """Write rasters whose bands are their ``finish(linear(embedding), lon, lat)`` of every valid pixel, window
+    by window, in one pass, then add the evaluation report to their tags. They appear together, or none does.
+    Returns the valid pixel count."""
     tracker = _PixelProgress(progress, grid.width * grid.height)
     evaluate, report = _evaluator(embedder, grid, _embed_checked(embedder, progress, tracker), linear, evaluation,
                                   tolerance)
-    with AtomicGeoTIFF(output, grid, names, dtype, tags) as out:
-        valid = _render(grid, out, evaluate, finish, len(names), tracker)
-        out.update_tags(report())
+    with ExitStack() as stack:
+        files = [stack.enter_context(AtomicGeoTIFF(o.path, grid, o.names, o.dtype, o.tags)) for o in outputs]
+        valid = _render(grid, [(f, o.finish) for f, o in zip(files, outputs)], evaluate, tracker)
+        for f in files:
+            f.update_tags(report())
     return valid
+
+
+def _preview_stretch(embedder: LocationEmbedder, grid: RasterGrid) -> np.ndarray:
+    """(3, 2) low and high PREVIEW_PERCENTILES of the first three principal components over an even sample of
+    the grid's pixels (all of them up to PREVIEW_SAMPLES x PREVIEW_SAMPLES)."""
+    lon, lat, valid = to_lonlat(grid.crs, *grid.sample_centres(PREVIEW_SAMPLES))
+    if not valid.any():
+        return np.tile([0.0, 1.0], (PREVIEW_COMPONENTS, 1))
+    components = embedder.pca.project(embedder.embed(lon[valid], lat[valid]), PREVIEW_COMPONENTS)
+    low, high = np.percentile(components.astype(np.float64), PREVIEW_PERCENTILES, axis=0)
+    return np.stack([low, np.maximum(high, low + 1e-6)], axis=1)
+
+
+def _and_preview(embedder: LocationEmbedder, linear: Callable[[np.ndarray], np.ndarray]) -> Callable:
+    """``linear``'s features followed by the preview's principal components (an affine map too)."""
+    return lambda e: np.concatenate([linear(e), embedder.pca.project(e, PREVIEW_COMPONENTS)], axis=1)
+
+
+def _preview_output(embedder: LocationEmbedder, grid: RasterGrid, path: Path, tags: dict) -> RasterOutput:
+    """The RGB preview of the first three principal components, the last three features of every pixel, each
+    stretched from its low..high percentile to 1..255 (0 is nodata)."""
+    stretch = _preview_stretch(embedder, grid)
+    low, span = stretch[:, 0], stretch[:, 1] - stretch[:, 0]
+
+    def finish(features: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        scaled = (features[:, -PREVIEW_COMPONENTS:].astype(np.float64) - low) / span
+        return 1.0 + np.round(254.0 * np.clip(scaled, 0.0, 1.0))
+
+    description = {"components": [f"pca_{i:03d}" for i in range(PREVIEW_COMPONENTS)],
+                   "percentiles": list(PREVIEW_PERCENTILES), "low": stretch[:, 0].tolist(),
+                   "high": stretch[:, 1].tolist(),
+                   "values": "1 + round(254 * clip((component - low) / (high - low), 0, 1)); 0 is nodata"}
+    tags = {**tags, "geoembed_kind": "embedding preview", "geoembed_preview": json.dumps(description)}
+    return RasterOutput(path, description["components"], "uint8", tags, finish)
 
 
 def embedding_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path, dims: int | None = None,
                      dtype: str = "float32", max_gb: float = DEFAULT_MAX_GB, progress: Progress | None = None,
-                     evaluation: str = "auto", tolerance: float = DEFAULT_TOLERANCE) -> dict:
+                     evaluation: str = "auto", tolerance: float = DEFAULT_TOLERANCE,
+                     preview: Path | None = None) -> dict:
     """One band per embedding dimension (emb_000...), or per principal component (pca_000...) with ``dims``.
 
     ``evaluation="auto"`` interpolates a verified coarse lattice where pixels are far finer than the
-    model resolves (bandlimited.py), within ``tolerance``; ``"dense"`` embeds every pixel.
+    model resolves (bandlimited.py), within ``tolerance``; ``"dense"`` embeds every pixel. ``preview``: also
+    write an RGB GeoTIFF of the first three principal components (see _preview_output) from the same embeddings.
     """
     progress = progress or Progress("none")
     _check_dims(embedder, dims)
     bands = dims or embedder.dim
     check_size(grid, bands, dtype, max_gb)
     names = [f"pca_{i:03d}" for i in range(dims)] if dims else [f"emb_{i:03d}" for i in range(bands)]
-    tags = provenance(embedder, "embedding", grid, {"dims": dims, "dtype": dtype, "evaluation": evaluation,
-                                                     "tolerance": tolerance})
-    valid = render_raster(embedder, grid, output, names, dtype, tags, _linear(embedder, dims),
-                          lambda features, lon, lat: features, evaluation, tolerance, progress)
-    return {"output": str(output), "width": grid.width, "height": grid.height, "bands": bands,
-            "valid_pixels": valid}
+    tags = provenance(embedder, "embedding", grid,
+                      {"dims": dims, "dtype": dtype, "evaluation": evaluation, "tolerance": tolerance})
+    linear = _linear(embedder, dims)
+    outputs = [RasterOutput(output, names, dtype, tags, lambda features, lon, lat: features[:, :bands])]
+    result = {"output": str(output), "width": grid.width, "height": grid.height, "bands": bands}
+    if preview:
+        if min(embedder.dim, embedder.pca.max_dims) < PREVIEW_COMPONENTS:
+            raise InputError("PREVIEW", f"model {embedder.model_id!r} has fewer than {PREVIEW_COMPONENTS} principal "
+                                        "components: it has no colour preview")
+        outputs.append(_preview_output(embedder, grid, preview, tags))
+        linear = _and_preview(embedder, linear)
+        result["preview"] = str(preview)
+    result["valid_pixels"] = render_raster(embedder, grid, outputs, linear, evaluation, tolerance, progress)
+    return result
 
 
 def similarity_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path, reference: tuple[float, float],
@@ -202,8 +267,8 @@ def similarity_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path
         return np.clip(unit(features) @ ref, -1.0, 1.0)[:, None]
 
     tags = provenance(embedder, "similarity", grid, {"dims": dims, "dtype": dtype, "evaluation": evaluation,
-                                                      "tolerance": tolerance, "reference_lonlat": list(reference)})
-    valid = render_raster(embedder, grid, output, ["similarity"], dtype, tags, linear, finish, evaluation,
-                          tolerance, progress)
+                                                     "tolerance": tolerance, "reference_lonlat": list(reference)})
+    valid = render_raster(embedder, grid, [RasterOutput(output, ["similarity"], dtype, tags, finish)], linear,
+                          evaluation, tolerance, progress)
     return {"output": str(output), "width": grid.width, "height": grid.height, "bands": 1,
             "valid_pixels": valid, "reference_lonlat": list(reference)}

@@ -57,6 +57,8 @@ def test_extent_in_another_crs(store_home, tmp_path):
     (["similarity", *GRID, "--reference", "90000000,0", "--reference-crs", "EPSG:3035"], "REFERENCE"),
     (["embed-raster", *GRID, "--max-size-gb", "0.000001"], "PIXEL_SIZE"),
     (["embed-raster", *GRID, "--dims", "0"], "DIMS"),
+    (["embed-raster", *GRID, "--preview", "/no/such/folder/preview.tif"], "PREVIEW"),
+    (["embed-raster", *GRID, "--preview", "preview.png"], "PREVIEW"),
 ])
 def test_bad_input_names_the_parameter(store_home, tmp_path, args, parameter):
     out = tmp_path / "out.tif"

@@ -124,11 +124,20 @@ def test_apply_to_points_adds_fields_in_the_layer_crs(country_probe, cities, tmp
 
 
 def test_regression_from_a_climate_raster(store_home, cities, tmp_path):
-    """Annual mean temperature (mean of 12 ERA5 months) over Europe: predictions near the truth at cities."""
+    """Annual mean temperature (mean of 12 ERA5 months) over Europe: predictions near the truth at cities; the
+    units given at training name the prediction raster's band."""
     probe = tmp_path / "t2m.geoprobe"
     done = result(run("train", "--raster", ERA5_T2M, "--band", "mean", "--samples", "600", "--extent=-10,35,30,60",
-                      "--folds", "3", "--block-km", "500", "--output", str(probe)))
-    assert done["task"] == "regression"
+                      "--folds", "3", "--block-km", "500", "--units", "degC", "--output", str(probe)))
+    assert done["task"] == "regression" and done["units"] == "degC"
+    assert "values in degC" in next(Path(p) for p in done["report"] if p.endswith(".md")).read_text()
+    raster = tmp_path / "t2m.tif"
+    applied = result(run("apply", "--probe", str(probe), "--extent=-10,35,30,60", "--crs", "EPSG:4326",
+                         "--pixel-size", "5", "--output", str(raster)))
+    assert applied["units"] == "degC" and applied["range"][0] < applied["range"][1]
+    with rasterio.open(raster) as ds:
+        assert ds.descriptions == ("prediction (degC)",) and ds.tags()["geoembed_units"] == "degC"
+        assert json.loads(ds.tags()["geoembed_probe"])["units"] == "degC"
     out = tmp_path / "t2m.gpkg"
     result(run("apply", "--probe", str(probe), "--points", str(cities), "--output", str(out)))
     era5 = gdal.Open(ERA5_T2M)
@@ -162,6 +171,8 @@ def test_tampered_probe_is_refused_and_nothing_written(country_probe, tmp_path):
     (["--vector", WORLD, "--layer", "countries", "--field", "iso_a2", "--folds", "1"], "FOLDS"),
     (["--raster", ERA5_T2M, "--band", "13"], "BAND"),
     (["--raster", ERA5_T2M, "--samples", "0"], "SAMPLES"),
+    (["--raster", ERA5_T2M, "--units", "m" * 41], "UNITS"),
+    (["--raster", ERA5_T2M, "--units", "deg\nC"], "UNITS"),
 ])
 def test_bad_training_input_names_the_parameter(store_home, tmp_path, args, parameter):
     proc = run("train", *args, "--output", str(tmp_path / "p.geoprobe"))

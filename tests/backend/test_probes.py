@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -65,8 +67,10 @@ def test_regression_train_probe_fits_and_reports(data, model, tmp_path):
     lon, lat, emb = data
     points = _points(lon[:200], lat[:200], _smooth(lon[:200], lat[:200]), "regression")
     seen = []
-    probe, report = train_probe(emb[:200], points, model=model, folds=2, block_km=2000.0,
+    probe, report = train_probe(emb[:200], points, model=model, folds=2, block_km=2000.0, units="degC",
                                 progress=lambda f, m: seen.append(f))
+    assert probe.units == report["units"] == "degC"
+    assert Probe.load(probe.save(tmp_path / "smooth.geoprobe")).units == "degC"
     truth = _smooth(lon[300:], lat[300:])
     predicted = probe.predict(emb[300:], lon[300:], lat[300:]).values
     assert 1.0 - np.mean((predicted - truth) ** 2) / np.var(truth) > 0.9
@@ -95,6 +99,21 @@ def test_save_load_round_trip(band_probe, data, tmp_path):
     assert loaded.describe() == band_probe.describe()
     assert [p.name for p in tmp_path.iterdir()] == ["band.geoprobe"]  # no temporary file left
     assert path.read_bytes()[8:9] == b"{"  # a safetensors file: 8-byte header length, then JSON
+
+
+def test_a_probe_saved_without_units_still_loads(band_probe, tmp_path):
+    """Probes saved before units were recorded have no "units" in their JSON: they load with none."""
+    from safetensors.numpy import save
+
+    from geoembed.probes.probe import _digest
+
+    old = {key: value for key, value in band_probe.describe().items() if key != "units"}
+    text = json.dumps({**old, "metrics": {}, "train": {}}, sort_keys=True)
+    path = tmp_path / "old.geoprobe"
+    path.write_bytes(save(band_probe.tensors, metadata={"geoembed_probe": text,
+                                                        "sha256": _digest(text, band_probe.tensors)}))
+    loaded = Probe.load(path)
+    assert loaded.units == "" and loaded.classes == band_probe.classes
 
 
 @pytest.mark.parametrize("where", ["tensors", "header"])

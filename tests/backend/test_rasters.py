@@ -55,6 +55,45 @@ def test_pca_and_float16(embedder, small_grid, tmp_path):
     assert err.value.parameter == "DIMS"
 
 
+def test_preview_is_the_first_three_components_stretched(embedder, small_grid, tmp_path):
+    """One pass writes the embedding raster and its RGB preview: the preview's bands are the first three PCA bands
+    of the same grid, stretched between their 2nd and 98th percentiles to 1..255."""
+    out, preview = tmp_path / "emb.tif", tmp_path / "preview.tif"
+    result = embedding_raster(embedder, small_grid, out, preview=preview)
+    assert result["preview"] == str(preview) and result["bands"] == 512
+    pca = tmp_path / "pca.tif"
+    embedding_raster(embedder, small_grid, pca, dims=3)
+    with rasterio.open(preview) as ds, rasterio.open(pca) as ref, rasterio.open(out) as main:
+        assert ds.count == 3 and ds.dtypes == ("uint8",) * 3 and ds.nodata == 0
+        assert ds.descriptions == ("pca_000", "pca_001", "pca_002")
+        assert [c.name for c in ds.colorinterp] == ["red", "green", "blue"]
+        assert (ds.crs, ds.transform) == (ref.crs, ref.transform)
+        tags, main_tags = ds.tags(), main.tags()
+        rgb, components = ds.read().astype(np.float64), ref.read().astype(np.float64)
+    assert tags["geoembed_kind"] == "embedding preview" and main_tags["geoembed_kind"] == "embedding"
+    for key in ("geoembed_model_id", "geoembed_weights_sha256", "geoembed_parameters", "geoembed_evaluation"):
+        assert tags[key] == main_tags[key]
+    stretch = json.loads(tags["geoembed_preview"])
+    low, high = (np.array(stretch[k])[:, None, None] for k in ("low", "high"))
+    # a grid this small is sampled whole: the stretch holds the percentiles of every pixel
+    np.testing.assert_allclose(low[:, 0, 0], np.percentile(components.reshape(3, -1), 2, axis=1), rtol=1e-4)
+    np.testing.assert_allclose(high[:, 0, 0], np.percentile(components.reshape(3, -1), 98, axis=1), rtol=1e-4)
+    expected = 1 + np.round(254 * np.clip((components - low) / (high - low), 0, 1))
+    assert np.abs(rgb - expected).max() <= 1
+    assert rgb.min() == 1 and rgb.max() == 255
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.tif", "pca.tif", "preview.tif"]
+
+
+def test_preview_is_nodata_outside_the_projection(embedder, tmp_path):
+    grid = RasterGrid.create(CRS.from_string("ESRI:54009"), (-18_100_000, -9_100_000, 18_100_000, 9_100_000),
+                             1_000_000)
+    preview = tmp_path / "preview.tif"
+    embedding_raster(embedder, grid, tmp_path / "emb.tif", dims=1, preview=preview)
+    with rasterio.open(preview) as ds:
+        rgb = ds.read()
+    assert (rgb[:, 0, 0] == 0).all() and (rgb[:, grid.height // 2, grid.width // 2] > 0).all()
+
+
 def test_similarity_is_one_at_reference_and_ranks_near_above_far(embedder, tmp_path):
     grid = RasterGrid.create(CRS.from_epsg(4326), (100, 10, 130, 30), 1.0)
     out = tmp_path / "sim.tif"
@@ -95,5 +134,6 @@ def test_cancel_leaves_nothing(embedder, tmp_path):
 
     grid = RasterGrid.create(CRS.from_epsg(4326), (0, 0, 100, 10), 0.2)  # two windows wide
     with pytest.raises(Cancelled):
-        embedding_raster(embedder, grid, tmp_path / "c.tif", dims=2, progress=CancelAfterFirstWindow("none"))
+        embedding_raster(embedder, grid, tmp_path / "c.tif", dims=2, progress=CancelAfterFirstWindow("none"),
+                         preview=tmp_path / "p.tif")
     assert list(tmp_path.iterdir()) == []

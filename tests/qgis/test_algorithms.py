@@ -10,6 +10,7 @@ import time
 import processing
 import pytest
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsPointXY,
@@ -96,6 +97,43 @@ def test_embedding_raster_pca_in_projected_crs(tmp_path):
     # default rendering: RGB of the first three components (sidecar style)
     assert (tmp_path / "emb3035.qml").is_file()
     assert layer.renderer().type() == "multibandcolor"
+
+
+def test_embedding_raster_with_pca_preview_loads_as_rgb(tmp_path):
+    """PREVIEW: the same run writes a 3-band byte image of the first principal components, which loads (named and
+    styled) as an RGB layer beside the embedding layer."""
+    project = QgsProject.instance()
+    project.removeAllMapLayers()
+    context = QgsProcessingContext()
+    context.setProject(project)
+    out, preview = tmp_path / "emb.tif", tmp_path / "emb_preview.tif"
+    result = processing.runAndLoadResults("geoembed:embeddingraster", {
+        "EXTENT": "-10,30,35,60 [EPSG:4326]", "PIXEL_SIZE": 1.0, "OUTPUT": str(out), "PREVIEW": str(preview)},
+        context=context)
+    assert (result["OUTPUT"], result["PREVIEW"], result["BANDS"]) == (str(out), str(preview), 512)
+    layers = {layer.source(): layer for layer in project.mapLayers().values()}
+    assert set(layers) == {str(out), str(preview)}
+    layer = layers[str(preview)]
+    assert layer.name().lower().endswith("geoclip embedding, pca preview") and "512 bands" in layers[str(out)].name()
+    assert layer.renderer().type() == "multibandcolor"
+    assert (layer.renderer().redBand(), layer.renderer().greenBand(), layer.renderer().blueBand()) == (1, 2, 3)
+    assert layer.renderer().redContrastEnhancement() is None  # the bytes are stretched already
+    assert (layer.width(), layer.height(), layer.bandCount()) == (40, 25, 3)
+    assert band_names(layer) == ["pca_000", "pca_001", "pca_002"]
+    assert layer.dataProvider().dataType(1) == Qgis.Byte
+    values = [value_at(layer, lon + 0.5, lat + 0.5, band) for band in (1, 2, 3) for lon, lat in ((-10, 35), (2, 48))]
+    assert all(1 <= v <= 255 for v in values) and len(set(values)) > 3
+    assert (tmp_path / "emb_preview.qml").is_file()
+    assert layers[str(out)].renderer().type() == "multibandcolor"
+    project.removeAllMapLayers()
+
+
+def test_embedding_raster_without_preview_writes_only_the_output(tmp_path):
+    out = tmp_path / "emb.tif"
+    result = processing.run("geoembed:embeddingraster", {"EXTENT": "0,2,40,41 [EPSG:4326]", "PIXEL_SIZE": 1.0,
+                                                         "DIMS": 3, "OUTPUT": str(out)})
+    assert "PREVIEW" not in result
+    assert [name for name in leftovers(tmp_path) if not name.endswith(".aux.xml")] == ["emb.qml", "emb.tif"]
 
 
 def test_embedding_raster_all_dimensions_float16(tmp_path):

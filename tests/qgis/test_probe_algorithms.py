@@ -1,19 +1,25 @@
 """Train probe, apply probe to a raster and to points, through processing.run (real QGIS, real backend)."""
 
+import math
+
 import processing
 import pytest
 from osgeo import gdal
 from qgis.core import (
+    QgsColorRampLegendNode,
     QgsFeature,
     QgsGeometry,
+    QgsLayerTreeLayer,
+    QgsMapLayerLegend,
     QgsPointXY,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsVectorLayer,
 )
+from qgis.PyQt.QtCore import Qt
 
-from .helpers import leftovers, open_raster, value_at
+from .helpers import band_names, leftovers, open_raster, value_at
 
 pytestmark = pytest.mark.usefixtures("plugin", "store")
 
@@ -21,6 +27,19 @@ WORLD = "/usr/share/qgis/resources/data/world_map.gpkg"
 COUNTRIES = ("FR", "ES", "DE", "IT", "PL")
 CITIES = {"Madrid": (-3.70, 40.42, "ES"), "Paris": (2.35, 48.86, "FR"), "Berlin": (13.40, 52.52, "DE"),
           "Rome": (12.50, 41.90, "IT"), "Warsaw": (21.01, 52.23, "PL")}
+
+
+def point_layer(name, fields, rows):
+    """A memory point layer in EPSG:4326 with ``fields`` ("name:type" each) from (lon, lat, *values) rows."""
+    layer = QgsVectorLayer("Point?crs=EPSG:4326&" + "&".join(f"field={f}" for f in fields), name, "memory")
+    features = []
+    for lon, lat, *values in rows:
+        feature = QgsFeature(layer.fields())
+        feature.setAttributes(list(values))
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(lon, lat)))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    return layer
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +83,7 @@ def test_apply_probe_to_raster_is_styled_with_class_names(probe, tmp_path):
 
 def test_apply_probe_to_points_from_a_memory_layer(probe, tmp_path):
     path, _ = probe
-    points = QgsVectorLayer("Point?crs=EPSG:4326&field=name:string", "cities", "memory")
-    features = []
-    for name, (lon, lat, _) in CITIES.items():
-        feature = QgsFeature(points.fields())
-        feature.setAttribute("name", name)
-        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(lon, lat)))
-        features.append(feature)
-    points.dataProvider().addFeatures(features)
+    points = point_layer("cities", ["name:string"], [(lon, lat, name) for name, (lon, lat, _) in CITIES.items()])
     out = tmp_path / "cities.gpkg"
     result = processing.run("geoembed:applyprobetopoints", {"PROBE": str(path), "INPUT": points,
                                                             "OUTPUT": str(out)})
@@ -81,6 +93,34 @@ def test_apply_probe_to_points_from_a_memory_layer(probe, tmp_path):
     predicted = {f["name"]: f["prediction"] for f in layer.getFeatures()}
     assert predicted == {name: city[2] for name, city in CITIES.items()}
     assert layer.renderer().type() == "categorizedSymbol"
+
+
+def test_regression_probe_maps_values_with_their_units(tmp_path):
+    """A probe trained on a numeric field with UNITS: the prediction band is 'prediction (degC)' and the legend
+    of its colour ramp shows degC."""
+    grid = [(lon, lat) for lon in range(-10, 31, 4) for lat in range(36, 61, 3)]
+    labels = point_layer("temperature", ["t:double"],
+                         [(lon, lat, 30.0 * math.cos(math.radians(lat)) - 10.0) for lon, lat in grid])
+    probe = tmp_path / "t.geoprobe"
+    processing.run("geoembed:trainprobe", {"VECTOR": labels, "FIELD": "t", "UNITS": "degC", "PROBE_TYPE": "linear",
+                                           "FOLDS": 2, "BLOCK_KM": 500, "OUTPUT": str(probe)})
+    out = tmp_path / "t.tif"
+    result = processing.run("geoembed:applyprobe", {"PROBE": str(probe), "EXTENT": "-10,30,36,60 [EPSG:4326]",
+                                                    "PIXEL_SIZE": 2.0, "OUTPUT": str(out)})
+    assert result["BANDS"] == 1
+    layer = open_raster(out)
+    assert band_names(layer) == ["prediction (degC)"]
+    assert layer.renderer().type() == "singlebandpseudocolor"
+    ramp = layer.renderer().shader().rasterShaderFunction()
+    assert ramp.legendSettings().suffix() == " degC"
+    assert all(item.label.endswith(" degC") for item in ramp.colorRampItemList())
+    # the Layers panel: the band's name, then the colour ramp from its minimum to its maximum, both in degC
+    title, ramp_node = QgsMapLayerLegend.defaultRasterLegend(layer).createLayerTreeModelLegendNodes(
+        QgsLayerTreeLayer(layer))
+    assert "prediction (degC)" in title.data(Qt.DisplayRole)
+    assert isinstance(ramp_node, QgsColorRampLegendNode)
+    assert ramp_node.settings().suffix() == " degC"  # drawn after the minimum and maximum values
+    assert value_at(layer, 10, 59) < value_at(layer, 10, 37)  # colder in the north
 
 
 def test_train_probe_needs_exactly_one_label_source(tmp_path):

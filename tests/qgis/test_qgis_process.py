@@ -53,6 +53,7 @@ def test_embedding_through_qgis_process(qgis_process_env, tmp_path):
     assert layer.crs().authid() == "EPSG:3857"
     assert layer.bandCount() == 4 and band_names(layer) == ["pca_000", "pca_001", "pca_002", "pca_003"]
     assert layer.width() >= 5 and layer.height() >= 5
+    assert "PREVIEW" not in done.stdout  # the optional preview is not written unless asked for
 
 
 @pytest.mark.parametrize("parameter, args", [

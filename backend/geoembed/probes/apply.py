@@ -15,7 +15,7 @@ from ..embedder import LocationEmbedder
 from ..errors import InputError
 from ..grid import RasterGrid
 from ..progress import Progress
-from ..rasters import DEFAULT_MAX_GB, check_size, provenance, render_raster
+from ..rasters import DEFAULT_MAX_GB, RasterOutput, check_size, provenance, render_raster
 from .labels import open_vector, pick_layer
 from .probe import Probe
 
@@ -30,6 +30,8 @@ def _probe_tags(probe: Probe) -> dict[str, str]:
     tags = {"geoembed_probe": json.dumps(probe.describe(), sort_keys=True)}
     if probe.task == "classification":
         tags["geoembed_classes"] = json.dumps({str(i + 1): str(c) for i, c in enumerate(probe.classes)})
+    elif probe.units:
+        tags["geoembed_units"] = probe.units
     return tags
 
 
@@ -37,11 +39,11 @@ def apply_raster(embedder: LocationEmbedder, probe: Probe, grid: RasterGrid, out
                  dtype: str = "float32", max_gb: float = DEFAULT_MAX_GB, progress: Progress | None = None,
                  evaluation: str = "auto", tolerance: float = 1e-3) -> dict:
     """Classification: bands ``class`` (1-based code into ``probe.classes``) and ``confidence`` (max class
-    probability); regression: one band ``prediction``."""
+    probability); regression: one band ``prediction``, ``prediction (<units>)`` when the probe knows them."""
     progress = progress or Progress("none")
     probe.check_compatible(embedder.model_id, embedder.weights_sha256, embedder.dim)
     classes = probe.task == "classification"
-    names = ["class", "confidence"] if classes else ["prediction"]
+    names = ["class", "confidence"] if classes else [f"prediction ({probe.units})" if probe.units else "prediction"]
     check_size(grid, len(names), dtype, max_gb)
     low, high = np.inf, -np.inf
 
@@ -57,14 +59,16 @@ def apply_raster(embedder: LocationEmbedder, probe: Probe, grid: RasterGrid, out
 
     tags = {**provenance(embedder, "probe", grid, {"dtype": dtype, "evaluation": evaluation,
                                                    "tolerance": tolerance}), **_probe_tags(probe)}
-    valid = render_raster(embedder, grid, output, names, dtype, tags, lambda e: e, finish, evaluation, tolerance,
-                          progress)
+    valid = render_raster(embedder, grid, [RasterOutput(output, names, dtype, tags, finish)], lambda e: e,
+                          evaluation, tolerance, progress)
     result = {"output": str(output), "width": grid.width, "height": grid.height, "bands": len(names),
               "valid_pixels": valid, "task": probe.task, "label": probe.label}
     if classes:
         result["classes"] = [str(c) for c in probe.classes]
-    elif valid:
-        result["range"] = [low, high]
+    else:
+        result["units"] = probe.units
+        if valid:
+            result["range"] = [low, high]
     return result
 
 

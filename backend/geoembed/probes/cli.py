@@ -10,8 +10,9 @@ from ..progress import Progress
 
 OPTIONS = {"INPUT": "--vector / --raster / --points", "LAYER": "--layer", "FIELD": "--field", "BAND": "--band",
            "SAMPLES": "--samples", "TASK": "--task", "PROBE_TYPE": "--probe-type", "FOLDS": "--folds",
-           "BLOCK_KM": "--block-km", "PROBE": "--probe", "REPORT": "--report-dir"}
+           "BLOCK_KM": "--block-km", "PROBE": "--probe", "REPORT": "--report-dir", "UNITS": "--units"}
 PROBE_SUFFIX = ".geoprobe"
+MAX_UNITS = 40
 
 
 def _band(text: str) -> int | str:
@@ -30,6 +31,14 @@ def _check_probe_output(path: str) -> Path:
     if not p.parent.is_dir():
         raise InputError("OUTPUT", f"folder {p.parent} does not exist; create it or choose another location")
     return p
+
+
+def _units(text: str) -> str:
+    units = (text or "").strip()
+    if len(units) > MAX_UNITS or not units.isprintable():
+        raise InputError("UNITS", f"units {text!r}: give a short printable text of at most {MAX_UNITS} characters, "
+                                  "e.g. mm/year or degC")
+    return units
 
 
 def _labels(args, progress: Progress):
@@ -71,20 +80,24 @@ def cmd_train(args, progress: Progress) -> dict:
         raise InputError("FOLDS", f"cross-validation needs at least 2 folds, got {args.folds}")
     if not args.block_km > 0:
         raise InputError("BLOCK_KM", f"the block size must be a positive number of km, got {args.block_km}")
+    units = _units(args.units)
     ModelStore().path(args.model)
     points = _labels(args, _stage(progress, 0.0, 0.05))
     progress.log(f"{len(points.lon):,} labelled points ({points.task}, {points.name})")
+    if units and points.task != "regression":
+        progress.log(f"units {units!r} ignored: the labels are classes")
     embedder = _embedder(args, progress)
     embedding = _stage(progress, 0.05, 0.15)
     embeddings = embedder.embed(points.lon, points.lat,
                                 lambda done, total: embedding(done / max(total, 1), "embedding the labelled points"))
     model = {"model_id": embedder.model_id, "weights_sha256": embedder.weights_sha256, "dimension": embedder.dim}
     probe, report = train_probe(embeddings, points, model=model, probe_type=args.probe_type, folds=args.folds,
-                                block_km=args.block_km, seed=args.seed, progress=_stage(progress, 0.2, 0.75))
+                                block_km=args.block_km, seed=args.seed, units=units,
+                                progress=_stage(progress, 0.2, 0.75))
     written = write_report(report, report_dir, output.stem)
     probe.save(output)
-    return {"output": str(output), "task": probe.task, "label": probe.label, "samples": len(points.lon),
-            "report": [str(p) for p in written], "summary_text": summary_table(report)}
+    return {"output": str(output), "task": probe.task, "label": probe.label, "units": probe.units,
+            "samples": len(points.lon), "report": [str(p) for p in written], "summary_text": summary_table(report)}
 
 
 def cmd_apply(args, progress: Progress) -> dict:
@@ -124,6 +137,9 @@ def add_probe_commands(sub: argparse._SubParsersAction, grid_options) -> None:
     t.add_argument("--extent-crs", default="EPSG:4326", help="CRS of --extent (default EPSG:4326)")
     t.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
                    help="auto: classification for text or few integer values, else regression")
+    t.add_argument("--units", default="",
+                   help="units of numeric labels, e.g. mm/year or degC: the prediction raster's band is then named "
+                        "'prediction (mm/year)'")
     t.add_argument("--probe-type", choices=["auto", "linear", "mlp"], default="auto")
     t.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     t.add_argument("--block-km", type=float, default=1000.0, help="spatial block size for block CV (default 1000)")

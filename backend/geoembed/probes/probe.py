@@ -2,9 +2,9 @@
 
 The file's tensors hold the standardisation and the heads' weights (and the training positions, labels or
 embeddings that the knn and kernel heads need); its string metadata holds the probe's JSON (format, task,
-classes, model id, sha256 and dimension, heads, metrics) under ``geoembed_probe`` and, under ``sha256``, a
-digest of that JSON and of every tensor's name, dtype, shape and bytes, checked on loading so that any change
-to the file is caught.
+classes, units of regression values, model id, sha256 and dimension, heads, metrics) under ``geoembed_probe``
+and, under ``sha256``, a digest of that JSON and of every tensor's name, dtype, shape and bytes, checked on
+loading so that any change to the file is caught.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class Probe:
     value_range: list[float] | None = None  # regression outputs are clipped to this
     metrics: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
+    units: str = ""  # of the regression values, e.g. "mm/year" ("" unknown; probes saved before it have none)
 
     def __post_init__(self):
         self._knn: KnnIndex | None = None
@@ -64,7 +65,7 @@ class Probe:
         """What the probe is, without its weights or metrics (JSON-able, small)."""
         return {"format": FORMAT, "version": VERSION, "task": self.task, "label": self.label, "model": self.model,
                 "classes": self.classes, "coordinate_degrees": self.coordinate_degrees, "heads": self.heads,
-                "value_range": self.value_range}
+                "value_range": self.value_range, "units": self.units}
 
     def check_compatible(self, model_id: str, weights_sha256: str, dimension: int) -> None:
         """Raise InputError("PROBE") unless the embeddings come from the model the probe was trained on."""
@@ -160,7 +161,8 @@ class Probe:
                 raise ValueError(f"format {info.get('format')!r} version {info.get('version')!r} is not "
                                  f"{FORMAT!r} version {VERSION}")
             return cls(info["task"], info["label"], info["classes"], info["model"], info["coordinate_degrees"],
-                       info["heads"], tensors, info["value_range"], info.get("metrics", {}), info.get("train", {}))
+                       info["heads"], tensors, info["value_range"], info.get("metrics", {}), info.get("train", {}),
+                       info.get("units", ""))
         except InputError:
             raise
         except Exception as e:

@@ -45,7 +45,8 @@ def _markdown(report: dict, png: str) -> str:
     heads = ", ".join(_head(h) for h in report["probe"]["heads"])
     lines = [
         f"# Probe report: {report['label']}", "",
-        f"- task: {report['task']}" + (f", {len(classes)} classes" if classes else ""),
+        f"- task: {report['task']}" + (f", {len(classes)} classes" if classes else "")
+        + (f", values in {report['units']}" if report.get("units") else ""),
         f"- labelled points: {report['samples']:,}",
         f"- model: {model['model_id']} ({model['dimension']}-d, weights sha256 {model['weights_sha256']})",
         f"- heads and blend weights (chosen by inner cross-validation): {heads}",
@@ -83,8 +84,9 @@ def _plot(report: dict, path: Path) -> None:
             ax.scatter(truth, predicted, s=4, alpha=0.4)
             low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
             ax.plot([low, high], [low, high], color="black", linewidth=0.8)
-            ax.set_xlabel(f"true {report['label']}")
-            ax.set_ylabel(f"predicted {report['label']}")
+            label = report["label"] + (f" ({report['units']})" if report.get("units") else "")
+            ax.set_xlabel(f"true {label}")
+            ax.set_ylabel(f"predicted {label}")
         ax.set_title(f"cross-validated, {SPLITS[split]}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -162,12 +162,12 @@ def _plot_data(task: str, y: np.ndarray, classes, predicted: dict[str, np.ndarra
 
 
 def train_probe(embeddings: np.ndarray, points: LabelledPoints, *, model: dict, probe_type: str = "auto",
-                folds: int = 5, block_km: float = 1000.0, seed: int = 0,
+                folds: int = 5, block_km: float = 1000.0, seed: int = 0, units: str = "",
                 progress: ProgressFn = None) -> tuple[Probe, dict]:
     """Cross-validate on random and on spatial-block folds, then fit the probe on all points.
 
-    ``model``: model_id, weights_sha256, dimension. Returns (probe, report); raises InputError before any work
-    if the folds are impossible.
+    ``model``: model_id, weights_sha256, dimension; ``units``: of regression labels (kept by the probe). Returns
+    (probe, report); raises InputError before any work if the folds are impossible.
     """
     if probe_type not in PROBE_TYPES:
         raise InputError("PROBE_TYPE", f"unknown probe type {probe_type!r}; use one of {', '.join(PROBE_TYPES)}")
@@ -199,11 +199,12 @@ def train_probe(embeddings: np.ndarray, points: LabelledPoints, *, model: dict, 
     summary = {f"{split}_{who}_{main}": validation[split]["metrics"][who][main]
                for split in splits for who in ("probe", *BASELINES)}
     probe.metrics = {split: validation[split]["metrics"]["probe"] for split in splits}
+    probe.units = units if points.task == "regression" else ""
     probe.train = {"samples": len(y), "probe_type": probe_type, "folds": folds, "block_km": block_km, "seed": seed,
                    "fit_seconds": round(seconds, 2), "source": points.source}
     if progress:
         progress(1.0, "probe trained")
-    report = {"label": points.name, "task": points.task, "samples": len(y), "classes": classes,
+    report = {"label": points.name, "units": probe.units, "task": points.task, "samples": len(y), "classes": classes,
               "model": dict(model), "probe": probe.describe(), "folds": folds, "block_km": block_km, "seed": seed,
               "fit_seconds": round(seconds, 2), "summary": summary, "baselines": BASELINES,
               "validation": {split: v["metrics"] for split, v in validation.items()},
