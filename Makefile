@@ -62,6 +62,8 @@ plugin:
 	mkdir -p $(BUILD)
 	cp -r $(PLUGIN) $(BUILD)/$(PLUGIN)
 	cp -r resources $(BUILD)/$(PLUGIN)/resources
+	mkdir $(BUILD)/$(PLUGIN)/backend   # the backend's source, for Settings > Install backend (pip install --no-deps)
+	cp -r backend/pyproject.toml backend/README.md backend/geoembed $(BUILD)/$(PLUGIN)/backend/
 	cp LICENSE CHANGELOG.md $(BUILD)/$(PLUGIN)/
 	{ cat metadata.txt; echo "changelog="; awk '/^## \[/ {p = 1} !p || !NF || /^\[/ {next} \
 	  /^#/ {gsub(/[][#]/, ""); sub(/^ +/, "")} {print "    " $$0}' CHANGELOG.md; } > $(BUILD)/$(PLUGIN)/metadata.txt

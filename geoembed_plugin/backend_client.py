@@ -38,12 +38,17 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
 INSTALL_HELP = (
     "GeoEmbed computes embeddings in a separate Python environment (the backend, with torch), "
     "and none usable was found. To install it, either\n"
+    "  * in QGIS: GeoEmbed > Settings… > Install backend… (it uses the system's python3 with GDAL, rasterio and "
+    "pyproj; on Debian/Ubuntu: sudo apt install python3-venv python3-gdal python3-rasterio python3-pyproj "
+    "python3-scipy python3-sklearn); or\n"
     "  * run `make setup` in a GeoEmbed checkout (https://github.com/geoembed/geoembed): it creates .venv, "
     "installs the backend and the default model 'geoclip', and deploys this plugin with backend.json; or\n"
     "  * create a virtual environment yourself:\n"
     "      python3 -m venv --system-site-packages ~/geoembed-venv\n"
-    "      ~/geoembed-venv/bin/pip install torch==2.13.0\n"
-    "      ~/geoembed-venv/bin/pip install -e backend        (from the GeoEmbed checkout)\n"
+    "      mkdir ~/geoembed-venv/share; ln -s /usr/share/proj ~/geoembed-venv/share/proj   (Debian's pyproj)\n"
+    "      ~/geoembed-venv/bin/pip install torch==2.13.0 safetensors\n"
+    f"      ~/geoembed-venv/bin/pip install --no-deps {os.path.join(PLUGIN_DIR, 'backend')}   (or backend/ of a "
+    "GeoEmbed checkout)\n"
     "      ~/geoembed-venv/bin/geoembed models install-default\n"
     "    then tell GeoEmbed which interpreter to use, by one of: the environment variable "
     "GEOEMBED_PYTHON=~/geoembed-venv/bin/python; the QGIS setting geoembed/python (Python console: "
@@ -128,7 +133,7 @@ def _pump(stream, sink, tag):
         sink.put((tag, None))
 
 
-def _start_pumps(streams):
+def start_pumps(streams):
     """A queue fed with the lines of ``streams`` ({tag: stream}) by one thread each, and the threads."""
     lines = queue.Queue()
     threads = [threading.Thread(target=_pump, args=(stream, lines, tag), daemon=True)
@@ -225,7 +230,7 @@ class BackendRun:
             self._info(f"The warm GeoEmbed backend is unavailable ({err}); running a one-shot backend process.")
             return None
         self._info(f"Served by the warm GeoEmbed backend (worker pid {conn.pid}).")
-        lines, threads = _start_pumps({"out": conn.lines})
+        lines, threads = start_pumps({"out": conn.lines})
         try:
             self._loop(lines, len(threads), stop=conn.cancel, kill=conn.kill, finished=lambda: True)
         finally:
@@ -251,7 +256,7 @@ class BackendRun:
         except OSError as err:
             raise QgsProcessingException(
                 f"Cannot start the GeoEmbed backend {python}: {err}.\n\n{INSTALL_HELP}") from err
-        lines, threads = _start_pumps({"out": proc.stdout, "err": proc.stderr})
+        lines, threads = start_pumps({"out": proc.stdout, "err": proc.stderr})
         try:
             self._loop(lines, len(threads), stop=lambda: self._terminate(proc),
                        kill=lambda: proc.poll() is None and proc.kill(), finished=lambda: proc.poll() is not None)

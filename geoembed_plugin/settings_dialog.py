@@ -1,8 +1,12 @@
-"""The GeoEmbed settings dialog: backend interpreter, device, model store, threads, output limit, and a check."""
+"""The GeoEmbed settings dialog: backend interpreter, device, model store, threads, output limit, a check, and
+the backend's installation."""
 
+import html
 import os
+import sys
 
 from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -10,7 +14,9 @@ from qgis.PyQt.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QTextBrowser,
@@ -20,8 +26,56 @@ from qgis.PyQt.QtWidgets import (
 from . import model_store
 from .backend_check import BackendCheck, report_html
 from .backend_client import ENV_PYTHON, INSTALL_HELP, child_environment, configured_python
+from .backend_installer import BUILDS, TORCH, Installer, InstallTask, default_folder, system_python
 from .resources import icon
 from .settings import DEVICES, Settings
+
+INSTALL_NOTE = (
+    "<p>GeoEmbed's backend runs in a Python environment of its own. This creates one with the system's Python 3 "
+    "and installs into it:</p><ul>"
+    f"<li>PyTorch ({TORCH}) and safetensors: the CPU build is about 200 MB, the CUDA build (Linux with an NVIDIA "
+    "driver) several GB;</li>"
+    "<li>the GeoEmbed backend that comes with this plugin;</li>"
+    "<li>the default model geoclip, when the model store has none.</li></ul>"
+    "<p>GDAL, rasterio, pyproj and numpy come from the system "
+    "(<code>python3&nbsp;&#8209;m&nbsp;venv&nbsp;&#8209;&#8209;system&#8209;site&#8209;packages</code>); QGIS's own "
+    "Python is not touched. pip needs internet access or a wheel cache. The install runs in the background (see the "
+    "task manager) and can be cancelled; a failed install is removed again.</p>")
+
+
+class InstallDialog(QDialog):
+    """Where to create the backend environment, and which PyTorch build it gets."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Install the GeoEmbed backend")
+        self.setMinimumWidth(560)
+        self.folder = QgsFileWidget()
+        self.folder.setStorageMode(QgsFileWidget.GetDirectory)
+        self.folder.setDialogTitle("Folder of the new backend environment")
+        self.folder.setFilePath(default_folder())
+        self.folder.setToolTip("A new or empty folder: the environment is about 1 GB with the CPU build.")
+        self.build = QComboBox()
+        for key, text in BUILDS.items():
+            if key == "cpu" or sys.platform.startswith("linux"):
+                self.build.addItem(text, key)
+        note = QLabel(INSTALL_NOTE)
+        note.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("System Python", QLabel(system_python() or "none found (python3)"))
+        form.addRow("Folder", self.folder)
+        form.addRow("PyTorch build", self.build)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.button(QDialogButtonBox.Ok).setText("Install")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(note)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def installer(self):
+        return Installer(self.folder.filePath().strip(), build=self.build.currentData())
 
 
 class SettingsDialog(QDialog):
@@ -86,6 +140,18 @@ class SettingsDialog(QDialog):
 
         self.check_button = QPushButton("Check backend")
         self.check_button.clicked.connect(self.check_backend)
+        self.install_button = QPushButton("Install backend…")
+        self.install_button.setToolTip("Create a Python environment with PyTorch and GeoEmbed's backend, in the "
+                                       "background, and use it")
+        self.install_button.clicked.connect(self.install_backend)
+        self.install_progress = QProgressBar()
+        self.install_progress.setRange(0, 100)
+        self.install_progress.hide()
+        self.install_status = QLabel()
+        self.install_status.setWordWrap(True)
+        self.install_status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.install_status.hide()
+        self.task = None
         self.report = QTextBrowser()
         self.report.setOpenExternalLinks(True)
         self.report.setMinimumHeight(170)
@@ -97,11 +163,19 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        actions = QHBoxLayout()
+        actions.addWidget(self.check_button)
+        actions.addWidget(self.install_button)
+        actions.addWidget(self.install_progress, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(self.check_button)
+        layout.addLayout(actions)
+        layout.addWidget(self.install_status)
         layout.addWidget(self.report)
         layout.addWidget(buttons)
+        if InstallTask.running:  # an install started from an earlier dialog is still going
+            self._follow(InstallTask.running[0])
+            self.report.setPlainText(f"Installing ... (log: {InstallTask.running[0].installer.log_path})")
 
     def values(self):
         """The settings as shown in the dialog (not yet saved)."""
@@ -125,6 +199,47 @@ class SettingsDialog(QDialog):
     def _show_report(self, report):
         self.report.setHtml(report_html(report, self.interpreter(), self.device.currentText(), INSTALL_HELP))
         self.check_button.setEnabled(True)
+
+    def install_backend(self):
+        """Ask where and which build, then install in the background; while it runs, the button cancels it."""
+        if self.task is not None:
+            self.task.cancel()
+            return
+        choice = InstallDialog(self)
+        if choice.exec_() != QDialog.Accepted:
+            return
+        task = InstallTask.start(choice.installer())
+        if task is not None:
+            self.report.clear()
+            self._follow(task)
+
+    def _follow(self, task):
+        self.task = task
+        self.install_button.setText("Cancel install")
+        self.install_progress.setValue(0)
+        self.install_progress.show()
+        self.install_status.hide()
+        task.progressChanged.connect(self._install_progress)
+        task.logged.connect(self._log)
+        task.done.connect(self._installed)
+
+    def _log(self, line):
+        self.report.append(f"<code>{html.escape(line)}</code>")
+
+    def _install_progress(self, percent):
+        self.install_progress.setValue(int(percent))
+
+    def _installed(self, outcome):
+        self.task = None
+        self.install_button.setText("Install backend…")
+        self.install_progress.hide()
+        colour = "#1b5e20" if outcome.ok else "#b00020"
+        self.install_status.setText(f"<span style='color:{colour}'>{html.escape(outcome.message)}</span>"
+                                    .replace("\n", "<br>"))
+        self.install_status.show()
+        if outcome.ok:
+            self.python.setFilePath(outcome.python)
+            self.check_backend()
 
     def accept(self):
         self.values().save()

@@ -50,8 +50,10 @@ def test_layout_and_no_binaries(package):
     names = [e.filename for e in entries]
     assert {n.split("/")[0] for n in names} == {PLUGIN} and PLUGIN.isidentifier()
     for required in ("__init__.py", "metadata.txt", "LICENSE", "CHANGELOG.md",
-                     "resources/models/embedding_probe_prediction.model3"):
+                     "resources/models/embedding_probe_prediction.model3",
+                     "backend/pyproject.toml", "backend/README.md", "backend/geoembed/cli.py"):  # Install backend
         assert f"{PLUGIN}/{required}" in names, required
+    assert not [n for n in names if "egg-info" in n or n.startswith(f"{PLUGIN}/backend/build/")]
     for entry in entries:
         name = entry.filename
         parts = name.rstrip("/").split("/")

@@ -25,8 +25,10 @@ MODEL_ID = "geoclip"
 REQUIREMENT = "geoclip==1.3.0"
 MEMBER = "geoclip/model/weights/location_encoder_weights.pth"
 SHA256 = "94b80ae3af89fca78539e129dd2929d321247f5ceeeb0a31bc2c31041a253394"
-ARCHITECTURE = {"name": "geoclip", "params": {"sigmas": [1.0, 16.0, 256.0], "frequencies": 256,
-                                               "hidden": 1024, "depth": 3, "out_dim": 512}}
+ARCHITECTURE = {
+    "name": "geoclip",
+    "params": {"sigmas": [1.0, 16.0, 256.0], "frequencies": 256, "hidden": 1024, "depth": 3, "out_dim": 512},
+}
 
 
 def download_wheel(dest: Path) -> Path:
@@ -85,4 +87,3 @@ def install(store: ModelStore, wheel: Path) -> Path:
 
 def is_installed(store: ModelStore) -> bool:
     return MODEL_ID in store.ids() and store.card(MODEL_ID).get("source", {}).get("sha256") == SHA256
-

@@ -63,8 +63,8 @@ def test_output_over_the_size_limit(tmp_path, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
-INSTALL_HINTS = ("make setup", "pip install -e backend", "torch==2.13.0", "GEOEMBED_PYTHON", "geoembed/python",
-                 "backend.json")
+INSTALL_HINTS = ("Settings… > Install backend…", "sudo apt install python3-venv", "make setup", "pip install --no-deps",
+                 "torch==2.13.0", "GEOEMBED_PYTHON", "geoembed/python", "backend.json")
 
 
 def test_missing_backend_says_how_to_install(tmp_path, monkeypatch):
