@@ -1,6 +1,7 @@
 """Drives QGIS desktop like a person would (run with ``qgis --code``; see test_desktop_gui.py).
 
-Opens the GeoEmbed menu, the settings dialog (Check backend), the model manager, the Similarity raster dialog
+Opens the GeoEmbed menu, the settings dialog (Check backend, the Install backend dialog), the model manager, the
+Embedding raster dialog (with its PCA preview), the Similarity raster dialog
 (runs it), the similarity map tool (one click) and the Train location encoder dialog (a short training on
 $GEOEMBED_GUI_IMAGERY, then one cancelled), takes screenshots into $GEOEMBED_GUI_OUT and writes what it saw into
 $GEOEMBED_GUI_OUT/results.json. Each step waits for what a person would wait for, with a time limit.
@@ -198,6 +199,34 @@ def training_steps(plugin):
     dialog.close()
 
 
+def preview_steps(plugin, canvas, window, countries):
+    """Embedding raster from its dialog with a PCA preview: the preview layer over the world."""
+    open_modal(plugin, "Embedding raster")
+    yield "the embedding dialog", lambda: find_dialog("AlgorithmDialog"), 10
+    dialog = find_dialog("AlgorithmDialog")
+    dialog.resize(960, 700)
+    dialog.setParameters({"EXTENT": "-180,180,-90,90 [EPSG:4326]", "PIXEL_SIZE": WORLD_PIXEL_DEG, "DIMS": 16,
+                          "OUTPUT": os.path.join(WORK, "embedding.tif"),
+                          "PREVIEW": os.path.join(WORK, "embedding_preview.tif")})
+    yield "the dialog's layout", lambda: True, 1
+    before = raster_ids()
+    dialog.runButton().click()
+    yield "the embedding and preview layers", lambda: len(raster_ids() - before) == 2, RUN_WAIT_S
+    dialog.close()
+    layers = [QgsProject.instance().mapLayer(i) for i in raster_ids() - before]
+    preview = next(layer for layer in layers if layer.source().endswith("_preview.tif"))
+    results["preview_layer"] = describe(preview)
+    results["embedding_layer"] = describe(next(layer for layer in layers if layer is not preview))
+    for node in QgsProject.instance().layerTreeRoot().findLayers():
+        node.setItemVisibilityChecked(node.layerId() in (countries.id(), preview.id()))
+        node.setExpanded(node.layerId() == preview.id())
+    outlines_on_top(countries)
+    yield "the world map", rendered(canvas, QgsRectangle(-180, -90, 180, 90)), 20
+    yield "the canvas to render", rendered(canvas, canvas.extent()), 20  # with the layer tree as set above
+    shot(window, "embedding_preview")
+    QgsProject.instance().removeMapLayers([layer.id() for layer in layers])
+
+
 def steps():
     """A generator of (what we wait for, condition, seconds); the driver resumes it when the condition holds."""
     plugin = plugins[PLUGIN]
@@ -228,6 +257,13 @@ def steps():
     results["timings"]["check_backend_s"] = round(time.monotonic() - started, 1)
     results["check_report"] = dialog.report.toPlainText()
     shot(dialog, "settings")
+    QTimer.singleShot(0, dialog.install_button.click)  # Install backend… asks where, and which PyTorch build
+    yield "the install dialog", lambda: find_dialog("InstallDialog"), 10
+    install = find_dialog("InstallDialog")
+    results["install_dialog"] = {"builds": [install.build.itemText(i) for i in range(install.build.count())],
+                                 "folder": install.folder.filePath()}
+    shot(install, "install_backend")
+    install.reject()
     dialog.reject()
 
     # Model manager
@@ -238,6 +274,8 @@ def steps():
     results["model_summary"] = dialog.summary.toPlainText()
     shot(dialog, "model_manager")
     dialog.reject()
+
+    yield from preview_steps(plugin, canvas, window, countries)
 
     # The Similarity raster algorithm dialog, run as a person would
     open_modal(plugin, "Similarity raster")

@@ -79,6 +79,19 @@ def test_model_manager_lists_geoclip_with_its_card(desktop):
     assert "Dimension\n512" in results["model_summary"] and "MP-16" in results["model_summary"]
 
 
+def test_install_backend_dialog_offers_the_cpu_build_first(desktop):
+    install = desktop[0]["install_dialog"]
+    assert install["builds"][0].startswith("CPU") and install["folder"].endswith("venv")
+
+
+def test_embedding_dialog_loads_the_pca_preview_as_an_rgb_layer(desktop):
+    results, _ = desktop
+    preview, embedding = results["preview_layer"], results["embedding_layer"]
+    assert preview["renderer"] == embedding["renderer"] == "multibandcolor"
+    assert preview["name"].lower().endswith("geoclip embedding, pca preview")
+    assert (preview["width"], preview["height"]) == (360 / results["world_pixel_deg"], 180 / results["world_pixel_deg"])
+
+
 def test_similarity_dialog_runs_and_loads_a_styled_layer(desktop):
     results, _ = desktop
     layer = results["dialog_layer"]
@@ -125,7 +138,7 @@ def test_unload_removes_menu_toolbar_tool_and_provider(desktop):
 def test_screenshots_were_taken(desktop):
     results, out = desktop
     names = {Path(p).stem for p in results["screenshots"]}
-    assert {"menu", "settings", "model_manager", "similarity_dialog", "map_tool_result", "train-encoder",
-            "train-encoder-running"} <= names
+    assert {"menu", "settings", "install_backend", "embedding_preview", "model_manager", "similarity_dialog",
+            "map_tool_result", "train-encoder", "train-encoder-running"} <= names
     for path in results["screenshots"]:
         assert os.path.getsize(path) > 5000, path
