@@ -1,12 +1,16 @@
 """What every GeoEmbed Processing algorithm shares: metadata, documented parameters, MODEL and DEVICE."""
 
 import os
+from typing import Optional
 
 from qgis.core import (
+    QgsMapLayer,
     QgsProcessingAlgorithm,
+    QgsProcessingException,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingUtils,
+    QgsProviderRegistry,
 )
 
 from . import model_store
@@ -38,6 +42,25 @@ def crs_text(crs):
 def number(value):
     """A float for the command line, at full precision."""
     return repr(float(value))
+
+
+def layer_file(layer: QgsMapLayer, parameter: str) -> tuple:
+    """(file path, layer name or None) of a layer read from a file; QgsProcessingException otherwise."""
+    provider = layer.providerType()
+    parts = QgsProviderRegistry.instance().decodeUri(provider, layer.source()) if provider in ("gdal", "ogr") else {}
+    path = parts.get("path") or ""
+    raster = layer.type() == QgsMapLayer.RasterLayer
+    plain = os.path.isfile(path) and not parts.get("vsiPrefix") and not (raster and parts.get("layerName"))
+    if not plain:
+        kind = "a GeoTIFF (Export > Save As…)" if raster else "a GeoPackage (Export > Save Features As…)"
+        raise QgsProcessingException(
+            f"{parameter}: the layer {layer.name()!r} is not a plain file GeoEmbed can read ({provider}: "
+            f"{layer.source()}); save it as {kind} and use that layer.")
+    if not raster and layer.subsetString():
+        raise QgsProcessingException(
+            f"{parameter}: the layer {layer.name()!r} has a filter ({layer.subsetString()}) that GeoEmbed "
+            "would not see; save the filtered features to a file (Export > Save Features As…) and use that.")
+    return path, parts.get("layerName") or None
 
 
 class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
@@ -76,11 +99,13 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(parameter)
         return parameter
 
-    def add_model_parameter(self):
-        ids = model_ids()
+    def add_model_parameter(self, ids: Optional[list] = None,
+                            lead: str = "Location encoder from the GeoEmbed model store: "):
+        """MODEL: the installed models (``ids``, by default all of them, the default model first)."""
+        ids = model_ids() if ids is None else ids
         self._add(QgsProcessingParameterEnum(self.MODEL, "Model", options=ids, allowMultiple=False,
-                                             defaultValue=DEFAULT_MODEL, usesStaticStrings=True),
-                  "Location encoder from the GeoEmbed model store: " + self._models_help(ids))
+                                             defaultValue=ids[0] if ids else None, usesStaticStrings=True),
+                  lead + (self._models_help(ids) if ids else ""))
 
     def add_device_parameter(self):
         self._add(QgsProcessingParameterEnum(self.DEVICE, "Compute device", options=self.DEVICES,
@@ -117,6 +142,11 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
         return [f"--model={model}", f"--device={device}"], model
 
     # ---- validation -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _given(parameters, name):
+        """Whether an optional parameter has a value."""
+        return parameters.get(name) not in (None, "", [])
+
     def validate(self, parameters, context):
         """Cheap checks before starting the backend: (ok, message naming the parameter)."""
         model = parameters.get(self.MODEL)

@@ -79,3 +79,8 @@ def encoder_summary(architecture):
     if architecture.get("name") == "encoder":
         return " -> ".join(_spec_text(params.get(part) or {}) for part in ("encoding", "network"))
     return _spec_text({"name": architecture.get("name"), **params})
+
+
+def image_model_ids():
+    """Installed models that can embed images (trained with `geoembed train`: their card has an image encoder)."""
+    return [model_id for model_id, card in model_cards().items() if card.get("image_encoder")]

@@ -9,7 +9,8 @@ from .resources import icon
 # (algorithm id, in the toolbar too), in menu order; None is a separator
 ALGORITHMS = (("geoembed:similarityraster", True), ("geoembed:embeddingraster", True), None,
               ("geoembed:trainprobe", True), ("geoembed:applyprobe", False), ("geoembed:applyprobetopoints", False),
-              None, ("geoembed:trainencoder", False), ("geoembed:importmodel", False), ("geoembed:modelcard", False))
+              None, ("geoembed:geolocate", False), None, ("geoembed:trainencoder", False),
+              ("geoembed:importmodel", False), ("geoembed:modelcard", False))
 
 
 def open_algorithm_dialog(algorithm_id):

@@ -7,6 +7,7 @@ from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessing
 from .apply_probe import ApplyProbeAlgorithm
 from .apply_probe_points import ApplyProbeToPointsAlgorithm
 from .embedding_raster import EmbeddingRasterAlgorithm
+from .geolocate import GeolocateAlgorithm
 from .import_model import ImportModelAlgorithm
 from .model_card import ModelCardAlgorithm
 from .resources import icon, resource_path
@@ -46,6 +47,7 @@ class GeoEmbedProvider(QgsProcessingProvider):
         self.addAlgorithm(ApplyProbeAlgorithm())
         self.addAlgorithm(ApplyProbeToPointsAlgorithm())
         self.addAlgorithm(TrainEncoderAlgorithm())
+        self.addAlgorithm(GeolocateAlgorithm())
         self.addAlgorithm(ImportModelAlgorithm())
         self.addAlgorithm(ModelCardAlgorithm())
         for path in sorted(glob.glob(resource_path("models", "*.model3"))):

@@ -4,7 +4,6 @@ import json
 import os
 
 from qgis.core import (
-    QgsMapLayer,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
@@ -17,11 +16,10 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
-    QgsProviderRegistry,
 )
 
 from . import model_store
-from .algorithm_base import GeoEmbedAlgorithm
+from .algorithm_base import GeoEmbedAlgorithm, layer_file
 from .backend_client import EXIT_CANCELLED, BackendRun
 
 ENCODINGS = ["sh", "spherec", "spherec+", "spherem", "spherem+", "dfs", "grid", "theory", "wrap", "rbf", "rff",
@@ -59,25 +57,6 @@ class TrainingRun(BackendRun):
             raise QgsProcessingException("Cancelled before the first checkpoint: no model was installed and there "
                                          "is nothing to continue.")
         return super()._outcome(python, code)
-
-
-def layer_file(layer: QgsMapLayer, parameter: str) -> tuple:
-    """(file path, layer name or None) of a layer read from a file; QgsProcessingException otherwise."""
-    provider = layer.providerType()
-    parts = QgsProviderRegistry.instance().decodeUri(provider, layer.source()) if provider in ("gdal", "ogr") else {}
-    path = parts.get("path") or ""
-    raster = layer.type() == QgsMapLayer.RasterLayer
-    plain = os.path.isfile(path) and not parts.get("vsiPrefix") and not (raster and parts.get("layerName"))
-    if not plain:
-        kind = "a GeoTIFF (Export > Save As…)" if raster else "a GeoPackage (Export > Save Features As…)"
-        raise QgsProcessingException(
-            f"{parameter}: the layer {layer.name()!r} is not a plain file GeoEmbed can read ({provider}: "
-            f"{layer.source()}); save it as {kind} and use that layer.")
-    if not raster and layer.subsetString():
-        raise QgsProcessingException(
-            f"{parameter}: the layer {layer.name()!r} has a filter ({layer.subsetString()}) that the training "
-            "would not see; save the filtered features to a file (Export > Save Features As…) and use that.")
-    return path, parts.get("layerName") or None
 
 
 class TrainEncoderAlgorithm(GeoEmbedAlgorithm):
@@ -249,10 +228,6 @@ class TrainEncoderAlgorithm(GeoEmbedAlgorithm):
             return False, ("RASTERS / PHOTOS: give the training imagery: raster layers (e.g. a satellite mosaic) or "
                            "photos (a folder of geotagged photos, or a CSV listing path,lon,lat), not both.")
         return True, ""
-
-    @staticmethod
-    def _given(parameters, name):
-        return parameters.get(name) not in (None, "", [])
 
     # ---- the config -----------------------------------------------------------------------------------------
     def _vector(self, parameters, name, context):

@@ -10,7 +10,8 @@ BLUE_MARBLE = REPO / ".venv" / "lib" / "python3.11" / "site-packages" / "mpl_too
 RASTER_ALGORITHMS = {"geoembed:embeddingraster", "geoembed:similarityraster"}
 PROBE_ALGORITHMS = {"geoembed:trainprobe", "geoembed:applyprobe", "geoembed:applyprobetopoints"}
 MODEL_ALGORITHMS = {"geoembed:importmodel", "geoembed:modelcard", "geoembed:trainencoder"}
-ALGORITHMS = RASTER_ALGORITHMS | PROBE_ALGORITHMS | MODEL_ALGORITHMS
+GEOLOCATION_ALGORITHMS = {"geoembed:geolocate"}
+ALGORITHMS = RASTER_ALGORITHMS | PROBE_ALGORITHMS | MODEL_ALGORITHMS | GEOLOCATION_ALGORITHMS
 EXAMPLE_MODELS = {"geoembed:Train and map a probe"}  # resources/models/*.model3, registered by the provider
 
 
