@@ -2,8 +2,9 @@
 
 Opens the GeoEmbed menu, the settings dialog (Check backend, the Install backend dialog), the model manager, the
 Embedding raster dialog (with its PCA preview), the Similarity raster dialog
-(runs it), the similarity map tool (one click) and the Train location encoder dialog (a short training on
-$GEOEMBED_GUI_IMAGERY, then one cancelled), takes screenshots into $GEOEMBED_GUI_OUT and writes what it saw into
+(runs it), the similarity map tool (one click), the Train location encoder dialog (a short training on
+$GEOEMBED_GUI_IMAGERY, then one cancelled) and the Geolocate images dialog (patches of that imagery placed by the
+model just trained), takes screenshots into $GEOEMBED_GUI_OUT and writes what it saw into
 $GEOEMBED_GUI_OUT/results.json. Each step waits for what a person would wait for, with a time limit.
 """
 
@@ -12,18 +13,22 @@ import os
 import time
 import traceback
 
+from osgeo import gdal
 from qgis.core import (
     QgsApplication,
+    QgsFeature,
+    QgsGeometry,
     QgsPointXY,
     QgsProcessingAlgorithm,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtGui import QColor
-from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QLabel, QTextEdit, QToolBar
+from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QLabel, QLineEdit, QTextEdit, QToolBar
 from qgis.utils import iface, plugins, unloadPlugin
 
 OUT = os.environ["GEOEMBED_GUI_OUT"]
@@ -36,6 +41,13 @@ COUNTRIES = "/usr/share/qgis/resources/data/world_map.gpkg|layername=countries"
 WORK = os.environ["GEOEMBED_GUI_WORK"]  # run folders of the trainings
 TRAINING = {"RASTERS": [os.environ["GEOEMBED_GUI_IMAGERY"]], "SAMPLES": 300, "PATCH_SIZE": 16, "DEGREES": 10,
             "DIMENSION": 16, "BATCH_SIZE": 64, "DEVICE": "cpu"}
+# the model trained from the dialog; for the documentation one that geolocates well (3 minutes on two CPU cores)
+FIRST_TRAINING = ({"SAMPLES": 8000, "MASK": COUNTRIES, "DIMENSION": 64, "BATCH_SIZE": 256, "EPOCHS": 15} if DOCS
+                  else {"EPOCHS": 10})
+# Geolocate images: patches of the imagery at these places, saved as photos (name: lon, lat)
+PHOTOS = {"sahara.png": (10.0, 23.0), "amazon.jpg": (-62.0, -5.0), "himalaya.png": (84.0, 30.0),
+          "australia.jpg": (133.0, -25.0)}
+GALLERY_SIZE = 20000 if DOCS else 4000
 results = {"timings": {}}
 
 
@@ -144,7 +156,7 @@ def open_training_dialog(plugin, parameters):
 def training_steps(plugin):
     """Train location encoder from its dialog: a short training in a background task, then one cancelled."""
     training = results["training"] = {"tasks": []}
-    yield from open_training_dialog(plugin, {**TRAINING, "MODEL_ID": "bluemarble-gui", "EPOCHS": 10,
+    yield from open_training_dialog(plugin, {**TRAINING, **FIRST_TRAINING, "MODEL_ID": "bluemarble-gui",
                                              "RUN_DIR": os.path.join(WORK, "run")})
     dialog = find_dialog("AlgorithmDialog")
     training["no_threading"] = bool(dialog.algorithm().flags() & QgsProcessingAlgorithm.FlagNoThreading)
@@ -197,6 +209,92 @@ def training_steps(plugin):
     cancel["installed"] = installed("cancelled-gui")
     cancel["log"] = dialog.findChild(QTextEdit, "txtLog").toPlainText()
     dialog.close()
+
+
+def write_photos():
+    """PHOTOS as 24 x 24 pixel crops of the imagery (0.5 degree pixels) in WORK/photos; their paths."""
+    folder = os.path.join(WORK, "photos")
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, (lon, lat) in PHOTOS.items():
+        paths.append(os.path.join(folder, name))
+        gdal.Translate(paths[-1], os.environ["GEOEMBED_GUI_IMAGERY"], options=gdal.TranslateOptions(
+            format="JPEG" if name.endswith(".jpg") else "PNG", srcWin=[int((lon + 180) * 2) - 12,
+                                                                       int((90 - lat) * 2) - 12, 24, 24]))
+    return paths
+
+
+def truth_layer():
+    """Where the photos were taken: white crosses (the candidates carry the photos' names)."""
+    layer = QgsVectorLayer("Point?crs=EPSG:4326", "Where the photos were taken", "memory")
+    features = []
+    for lon, lat in PHOTOS.values():
+        feature = QgsFeature()
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(lon, lat)))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    symbol = layer.renderer().symbol()  # a white cross on a dark one: seen on the imagery and in the legend
+    edge = symbol.symbolLayer(0)
+    edge.setShape(edge.Cross2)
+    edge.setSize(5.0)
+    edge.setStrokeWidth(1.4)
+    cross = edge.clone()
+    cross.setStrokeWidth(0.7)
+    for marker, grey in ((edge, 30), (cross, 255)):
+        marker.setColor(QColor(grey, grey, grey))
+        marker.setStrokeColor(QColor(grey, grey, grey))
+    symbol.appendSymbolLayer(cross)
+    return layer
+
+
+def geolocate_steps(plugin, canvas, window, countries):
+    """Geolocate images from its dialog with the model trained above; the points over the imagery."""
+    geolocate = results["geolocate"] = {}
+    project = QgsProject.instance()
+    project.removeMapLayers([i for i in project.mapLayers() if i != countries.id()])  # the similarity layers
+    imagery = QgsRasterLayer(os.environ["GEOEMBED_GUI_IMAGERY"], "Blue Marble", "gdal")
+    project.addMapLayer(imagery)
+    root = project.layerTreeRoot()
+    node = root.findLayer(imagery.id())
+    root.insertChildNode(-1, node.clone())  # at the bottom, its legend (three bands) folded
+    root.removeChildNode(node)
+    root.findLayer(imagery.id()).setExpanded(False)
+    open_modal(plugin, "Geolocate images")
+    yield "the geolocate dialog", lambda: find_dialog("AlgorithmDialog"), 10
+    dialog = find_dialog("AlgorithmDialog")
+    dialog.resize(960, 880)
+    output = os.path.join(WORK, "geolocated.gpkg")
+    dialog.setParameters({"IMAGES": write_photos(), "MODEL": "bluemarble-gui", "GALLERY_SIZE": GALLERY_SIZE,
+                          "MASK": COUNTRIES, "TOP_K": 5, "DEVICE": "cpu", "OUTPUT": output})
+    dialog.runButton().setFocus()
+    for edit in dialog.findChildren(QLineEdit):  # the extent's "Not set" is selected on opening
+        edit.deselect()
+    yield "the dialog's layout", lambda: True, 1
+    shot(dialog, "geolocate-dialog")
+    geolocate["model_list"] = dialog.algorithm().parameterDefinition("MODEL").options()
+
+    def points():
+        return [la for la in project.mapLayers().values()
+                if isinstance(la, QgsVectorLayer) and la.source().startswith(output)]
+
+    started = time.monotonic()
+    dialog.runButton().click()
+    yield "the geolocated points", points, RUN_WAIT_S
+    results["timings"]["geolocate_s"] = round(time.monotonic() - started, 1)
+    layer = points()[0]
+    geolocate.update({"name": layer.name(), "renderer": layer.renderer().type(), "features": layer.featureCount(),
+                      "crs": layer.crs().authid(), "point": layer.geometryType() == QgsWkbTypes.PointGeometry,
+                      "ranks": sorted({f["rank"] for f in layer.getFeatures()}),
+                      "log": dialog.findChild(QTextEdit, "txtLog").toPlainText()})
+    dialog.close()
+    truth = truth_layer()
+    project.addMapLayer(truth, False)
+    root.insertLayer(1, truth)  # under the candidates: a best candidate on the spot covers its cross
+    iface.layerTreeView().refreshLayerSymbology(truth.id())  # its cross in the legend
+    root.findLayer(layer.id()).setExpanded(True)  # the legend: best candidate, other candidates
+    iface.messageBar().clearWidgets()  # "Task complete"
+    yield "the world map", rendered(canvas, QgsRectangle(-180, -90, 180, 90)), 20
+    shot(window, "geolocate")
 
 
 def preview_steps(plugin, canvas, window, countries):
@@ -326,6 +424,7 @@ def steps():
     shot(window, "map_tool_result")
 
     yield from training_steps(plugin)
+    yield from geolocate_steps(plugin, canvas, window, countries)
 
     unloadPlugin(PLUGIN)
     yield "deferred deletes", lambda: True, 1

@@ -1,6 +1,7 @@
 """QGIS desktop, as a person uses it: the GeoEmbed menu, settings (Check backend), model manager, the Similarity
-raster dialog, the similarity map tool and Train location encoder (run, and cancel), in a real QGIS under Xvfb
-(desktop_driver.py drives it). The trained models go into a store of the test's own.
+raster dialog, the similarity map tool, Train location encoder (run, and cancel) and Geolocate images with the model
+just trained, in a real QGIS under Xvfb (desktop_driver.py drives it). The trained models go into a store of the
+test's own.
 
 Screenshots go to a temporary folder, or to $GEOEMBED_SCREENSHOTS when set (how docs/images/ was made).
 """
@@ -61,8 +62,8 @@ def desktop(qgis_process_env, tmp_path_factory):
 def test_menu_and_toolbar(desktop):
     results, _ = desktop
     assert results["menu"][0] == "Similarity Map Tool"
-    for entry in ("Similarity raster…", "Embedding raster…", "Train probe…", "Train location encoder…",
-                  "Import model…", "Model Manager…", "Settings…"):
+    for entry in ("Similarity raster…", "Embedding raster…", "Train probe…", "Geolocate images…",
+                  "Train location encoder…", "Import model…", "Model Manager…", "Settings…"):
         assert entry in results["menu"]
     assert {"Similarity Map Tool", "Settings…", "Model Manager…"} <= set(results["toolbar"])
 
@@ -128,6 +129,14 @@ def test_cancel_in_the_dialog_stops_the_training_and_keeps_the_checkpoint(deskto
     assert "Cancelled: training stopped and saved its state" in cancel["log"]
 
 
+def test_geolocate_dialog_places_the_photos_with_the_trained_model(desktop):
+    geolocate = desktop[0]["geolocate"]
+    assert geolocate["model_list"] == ["bluemarble-gui"]  # only models with an image encoder (not geoclip)
+    assert geolocate["name"] == "Geolocated images (bluemarble-gui)" and geolocate["point"]
+    assert geolocate["renderer"] == "RuleRenderer" and geolocate["crs"] == "EPSG:4326"
+    assert geolocate["features"] == 4 * 5 and geolocate["ranks"] == [1, 2, 3, 4, 5], geolocate["log"]
+
+
 def test_unload_removes_menu_toolbar_tool_and_provider(desktop):
     after = desktop[0]["after_unload"]
     assert "&GeoEmbed" not in after["menus"]
@@ -139,6 +148,6 @@ def test_screenshots_were_taken(desktop):
     results, out = desktop
     names = {Path(p).stem for p in results["screenshots"]}
     assert {"menu", "settings", "install_backend", "embedding_preview", "model_manager", "similarity_dialog",
-            "map_tool_result", "train-encoder", "train-encoder-running"} <= names
+            "map_tool_result", "train-encoder", "train-encoder-running", "geolocate-dialog", "geolocate"} <= names
     for path in results["screenshots"]:
         assert os.path.getsize(path) > 5000, path
