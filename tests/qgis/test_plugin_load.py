@@ -35,6 +35,8 @@ def test_parameters_help_and_defaults(plugin):
                     "OUTPUT"]
         if alg_id.endswith("similarityraster"):
             expected.insert(0, "REFERENCE")
+        else:
+            expected.append("PREVIEW")  # the optional PCA false-colour preview
         assert names == expected
         assert "Example" in alg.shortHelpString()
         assert not alg.icon().isNull()
