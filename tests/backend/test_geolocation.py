@@ -29,7 +29,7 @@ from geoembed.geolocation.galleries import fibonacci_gallery, geoclip_gallery, p
 from geoembed.geolocation.geolocate import geolocate
 from geoembed.geolocation.images import read_image_files, read_raster_patches
 from geoembed.geolocation.regions import extent_region, mask_region
-from geoembed.geolocation.search import Refiner, unit_vectors
+from geoembed.geolocation.search import SEPARATION, Refiner, unit_vectors
 from geoembed.image_embedder import ImageEmbedder
 from geoembed.progress import Progress
 from geoembed.store import ModelStore
@@ -196,18 +196,41 @@ def test_top_k_points_probabilities_and_refinement(tmp_path, models, photos):
     refined_out = tmp_path / "refined.gpkg"
     geolocate(images, image_embedder, embedder, gallery, top_k=4, output=refined_out)
     refined, _ = read_layer(refined_out)
-    spacing_km = Refiner(gallery, embedder).spacing(np.arange(len(gallery))).max() * 6371.0088
+    refiner = Refiner(gallery, embedder)
+    spacing = refiner.spacing(np.arange(len(gallery))).max()
     moved = 0
     for before, after in zip(rows, refined):
-        assert (after["image"], after["rank"], after["probability"]) == (before["image"], before["rank"],
-                                                                        before["probability"])
-        assert after["score"] >= before["score"] - 2e-3  # the exact score never drops below the gallery point's
-        distance = great_circle_km(*before["xy"], *after["xy"])
-        assert distance <= 1.3 * spacing_km
+        assert (after["image"], after["rank"]) == (before["image"], before["rank"])
+        if after["rank"] == 1:  # the best gallery point is always the first candidate
+            assert after["probability"] == before["probability"]
+            assert after["score"] >= before["score"] - 2e-3  # the exact score never drops below the gallery point's
+            assert great_circle_km(*before["xy"], *after["xy"]) <= 1.3 * spacing * 6371.0088
         if after["refined"]:
             moved += 1
             assert great_circle_km(*after["xy"], *gallery.lonlat.T).min() > 0.01  # off the gallery
     assert moved > 0
+    for name in images.names:  # candidates started from gallery points at least SEPARATION spacings apart
+        mine = [r for r in refined if r["image"] == name]
+        assert [r["rank"] for r in mine] == [1, 2, 3, 4]
+        assert all(a["probability"] >= b["probability"] for a, b in zip(mine, mine[1:]))
+        xy = np.array([r["xy"] for r in mine])
+        apart = great_circle_km(xy[:, None, 0], xy[:, None, 1], xy[None, :, 0], xy[None, :, 1])
+        assert apart[np.triu_indices(4, 1)].min() > 1.0  # never the same place
+
+
+def test_distinct_candidates_keep_apart(models):
+    _, embedder = models
+    gallery = fibonacci_gallery(2000)
+    refiner = Refiner(gallery, embedder)
+    ranked = np.argsort(great_circle_km(2.35, 48.85, *gallery.lonlat.T))[None, :40]  # near Paris, nearest first
+    columns = refiner.distinct(ranked, 4)[0]
+    assert columns[0] == 0
+    chosen = ranked[0, columns]
+    angles = great_circle_km(*gallery.lonlat[chosen][:, None].T, *gallery.lonlat[chosen][None, :].T) / 6371.0088
+    reach = SEPARATION * refiner.spacing(chosen)
+    for i in range(4):
+        for j in range(i):
+            assert angles[i, j] >= max(reach[i], reach[j]) - 1e-12
 
 
 def test_probability_map_over_a_region(tmp_path, models, photos):

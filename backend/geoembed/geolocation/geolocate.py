@@ -22,7 +22,7 @@ from .galleries import Gallery
 from .images import Images
 from .output import write_candidates
 from .probability import default_pixel_size, probability_raster
-from .search import Candidates, Refiner, top_candidates
+from .search import POOL, Candidates, Refiner, top_candidates
 
 BATCH = 64  # images searched (and refined) at a time
 
@@ -47,9 +47,12 @@ def _search(images: Images, image_embedder: ImageEmbedder, embedder: LocationEmb
     for start in range(0, total, BATCH):
         progress(start / total, f"geolocating image {start + 1} of {total}")
         queries = image_embedder.embed(images.pixels[start:start + BATCH])
-        index, score, probability = top_candidates(queries, gallery_keys, top_k, image_embedder.temperature)
+        pool = min(len(gallery), top_k * POOL) if refiner is not None else top_k
+        index, score, probability = top_candidates(queries, gallery_keys, pool, image_embedder.temperature)
         lonlat, refined = gallery.lonlat[index], np.zeros(index.shape, bool)
         if refiner is not None:
+            keep = refiner.distinct(index, top_k)
+            index, score, probability = (np.take_along_axis(a, keep, axis=1) for a in (index, score, probability))
             lonlat, score, refined = refiner.refine(queries, index)
         parts.append(Candidates(index, score, probability, lonlat, refined))
         embedded.append(queries)

@@ -19,6 +19,8 @@ from .regions import GOLDEN
 CAP_POINTS = 32  # points of each refinement cap, besides its centre
 LEVELS = 2  # caps, each SHRINK times narrower than the one before, around the best point so far
 SHRINK = 4.0
+SEPARATION = 2.0  # refined candidates of one image are kept this many gallery spacings apart
+POOL = 8  # ... chosen among this many times K best gallery points
 
 
 @dataclass
@@ -95,6 +97,25 @@ class Refiner:
             return np.zeros(len(index))
         chord = self.tree.query(self.xyz[index], k=2)[0][:, 1]
         return 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+
+    def distinct(self, index: np.ndarray, k: int) -> np.ndarray:
+        """For ranked gallery indices (Q, M), the columns (Q, k) of the best ``k`` that lie at least SEPARATION local
+        gallery spacings from every better one (refinement would otherwise pull neighbours onto one place); the
+        next best ones fill up where too few are that far apart."""
+        xyz = self.xyz[index]  # (Q, M, 3)
+        apart = np.arccos(np.clip(np.einsum("qmd,qnd->qmn", xyz, xyz), -1.0, 1.0))
+        reach = SEPARATION * self.spacing(index.ravel()).reshape(index.shape)
+        columns = np.empty((len(index), k), np.int64)
+        for row in range(len(index)):
+            chosen: list[int] = []
+            for m in range(index.shape[1]):
+                if all(apart[row, m, c] >= max(reach[row, m], reach[row, c]) for c in chosen):
+                    chosen.append(m)
+                    if len(chosen) == k:
+                        break
+            rest = [m for m in range(index.shape[1]) if m not in chosen]
+            columns[row] = (chosen + rest)[:k]
+        return columns
 
     def refine(self, images: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lonlat (Q, K, 2), cosine (Q, K), moved (Q, K)) of the best point near each candidate ``index`` (Q, K)
