@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,20 @@ def write_via(path: Path, write: Callable[[Path], object]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_files_via(path: Path, write: Callable[[Path], object]) -> None:
+    """``write_via`` for formats of several files (a Shapefile's .shp, .shx, .dbf, .prj): every file the writer made
+    under the temporary name is renamed to ``path``'s name with its own suffix, or removed if writing fails."""
+    tmp = partial_path(path)
+    made = f"{glob.escape(tmp.stem)}.*"
+    try:
+        write(tmp)
+        for file in sorted(tmp.parent.glob(made)):
+            os.replace(file, path.with_suffix(file.suffix))
+    finally:
+        for file in tmp.parent.glob(made):
+            file.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -122,6 +122,13 @@ def test_apply_to_points_adds_fields_in_the_layer_crs(country_probe, cities, tmp
     assert {name: pred for name, (pred, _) in got.items()} == {n: c[2] for n, c in CITIES.items()}
     assert all(0.0 < conf <= 1.0 for _, conf in got.values())
 
+    shapefile = tmp_path / "shp" / "cities_pred.shp"  # several files: all renamed from their temporary names
+    shapefile.parent.mkdir()
+    result(run("apply", "--probe", str(probe), "--points", str(cities), "--output", str(shapefile)))
+    assert sorted(p.name for p in shapefile.parent.iterdir()) == [
+        f"cities_pred.{ext}" for ext in ("dbf", "prj", "shp", "shx")]
+    assert ogr.Open(str(shapefile)).GetLayer(0).GetFeatureCount() == len(CITIES)
+
 
 def test_regression_from_a_climate_raster(store_home, cities, tmp_path):
     """Annual mean temperature (mean of 12 ERA5 months) over Europe: predictions near the truth at cities; the

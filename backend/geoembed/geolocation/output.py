@@ -3,14 +3,12 @@ under a temporary name and renamed when complete. One feature per image and rank
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 from pathlib import Path
 
 from osgeo import ogr, osr
 
-from ..atomic import partial_path
+from ..atomic import write_files_via
 from ..probes.apply import VECTOR_DRIVERS
 from .search import Candidates
 
@@ -57,24 +55,20 @@ def write_candidates(output: Path, names: list[str], found: Candidates, metadata
     """Write the layer; ``metadata`` (provenance) goes where the format can hold it. Returns where it went, or
     "nowhere" (Shapefiles)."""
     driver_name = VECTOR_DRIVERS[output.suffix.lower()]
-    tmp = partial_path(output)
-    pattern = f"{glob.escape(tmp.stem)}.*"  # a Shapefile is several files
-    try:
+
+    def write(tmp: Path) -> None:
         target = ogr.GetDriverByName(driver_name).CreateDataSource(str(tmp))
-        options = [f"DESCRIPTION={json.dumps(metadata, sort_keys=True)}"] if driver_name == "GeoJSON" else []
-        layer = target.CreateLayer(output.stem, _wgs84(), ogr.wkbPoint, options=options)
-        _fields(layer)
-        if driver_name == "GPKG":
-            layer.SetMetadata(metadata)
-        layer.StartTransaction()
-        _features(layer, names, found)
-        layer.CommitTransaction()
-        target = layer = None
-        for file in sorted(tmp.parent.glob(pattern)):
-            os.replace(file, output.with_suffix(file.suffix))
-    except BaseException:
-        target = layer = None
-        for file in tmp.parent.glob(pattern):
-            file.unlink(missing_ok=True)
-        raise
+        try:
+            options = [f"DESCRIPTION={json.dumps(metadata, sort_keys=True)}"] if driver_name == "GeoJSON" else []
+            layer = target.CreateLayer(output.stem, _wgs84(), ogr.wkbPoint, options=options)
+            _fields(layer)
+            if driver_name == "GPKG":
+                layer.SetMetadata(metadata)
+            layer.StartTransaction()
+            _features(layer, names, found)
+            layer.CommitTransaction()
+        finally:
+            target = layer = None  # closes the files before they are renamed or removed
+
+    write_files_via(output, write)
     return HOLDS_METADATA.get(driver_name, "nowhere")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import ogr, osr
 
-from ..atomic import partial_path
+from ..atomic import write_files_via
 from ..coords import wrap_lon
 from ..embedder import LocationEmbedder
 from ..errors import InputError
@@ -129,35 +129,38 @@ def apply_points(embedder: LocationEmbedder, probe: Probe, source_path: str, out
     transform = _to_wgs84(layer)
     total = layer.GetFeatureCount()
     driver = ogr.GetDriverByName(VECTOR_DRIVERS[output.suffix.lower()])
-    tmp = partial_path(output)
-    target = driver.CreateDataSource(str(tmp))
-    try:
-        out_layer = target.CreateLayer(output.stem, layer.GetSpatialRef(), ogr.wkbPoint)
-        defn = layer.GetLayerDefn()
-        for i in range(defn.GetFieldCount()):
-            out_layer.CreateField(defn.GetFieldDefn(i))
-        value_field, confidence_field = _prediction_fields(defn, probe.task)
-        kind = ogr.OFTString if probe.task == "classification" else ogr.OFTReal
-        out_layer.CreateField(ogr.FieldDefn(value_field, kind))
-        if confidence_field:
-            out_layer.CreateField(ogr.FieldDefn(confidence_field, ogr.OFTReal))
-        predicted = done = 0
-        layer.ResetReading()
-        out_layer.StartTransaction()
-        while True:
-            chunk = [f for f in (layer.GetNextFeature() for _ in range(CHUNK)) if f is not None]
-            if not chunk:
-                break
-            predicted += _predict_chunk(embedder, probe, chunk, transform, out_layer, value_field, confidence_field)
-            done += len(chunk)
-            progress(done / max(total, 1), f"{done:,} of {total:,} points")
-        out_layer.CommitTransaction()
-        target = None
-        os.replace(tmp, output)
-    except BaseException:
-        target = None
-        tmp.unlink(missing_ok=True)
-        raise
+    defn = layer.GetLayerDefn()
+    value_field, confidence_field = _prediction_fields(defn, probe.task)
+    counts = {}
+
+    def write(tmp: Path) -> None:
+        target = driver.CreateDataSource(str(tmp))
+        try:
+            out_layer = target.CreateLayer(output.stem, layer.GetSpatialRef(), ogr.wkbPoint)
+            for i in range(defn.GetFieldCount()):
+                out_layer.CreateField(defn.GetFieldDefn(i))
+            kind = ogr.OFTString if probe.task == "classification" else ogr.OFTReal
+            out_layer.CreateField(ogr.FieldDefn(value_field, kind))
+            if confidence_field:
+                out_layer.CreateField(ogr.FieldDefn(confidence_field, ogr.OFTReal))
+            predicted = done = 0
+            layer.ResetReading()
+            out_layer.StartTransaction()
+            while True:
+                chunk = [f for f in (layer.GetNextFeature() for _ in range(CHUNK)) if f is not None]
+                if not chunk:
+                    break
+                predicted += _predict_chunk(embedder, probe, chunk, transform, out_layer, value_field,
+                                            confidence_field)
+                done += len(chunk)
+                progress(done / max(total, 1), f"{done:,} of {total:,} points")
+            out_layer.CommitTransaction()
+            counts.update(done=done, predicted=predicted)
+        finally:
+            target = out_layer = None  # closes the files before they are renamed or removed
+
+    write_files_via(output, write)  # a Shapefile's .shx, .dbf and .prj are renamed with its .shp
+    done, predicted = counts["done"], counts["predicted"]
     result = {"output": str(output), "features": done, "predicted": predicted, "task": probe.task,
               "label": probe.label, "field": value_field}
     if probe.task == "classification":
