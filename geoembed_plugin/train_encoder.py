@@ -68,6 +68,7 @@ class TrainEncoderAlgorithm(GeoEmbedAlgorithm):
     REPLACE = "REPLACE"
     SAMPLES = "SAMPLES"
     PATCH_SIZE = "PATCH_SIZE"
+    DOWNSAMPLE = "DOWNSAMPLE"
     EPOCHS = "EPOCHS"
     TIME_LIMIT = "TIME_LIMIT"
     ENCODING = "ENCODING"
@@ -151,6 +152,10 @@ class TrainEncoderAlgorithm(GeoEmbedAlgorithm):
                   "How many patches to cut from the rasters (photos: every usable photo).")
         self._add(self._integer(self.PATCH_SIZE, "Patch size (pixels)", 32, 8, 1024),
                   "Width and height of a patch in raster pixels; photos are resized to it.")
+        self._add(self._integer(self.DOWNSAMPLE, "Average raster pixels into patch pixels (factor)", 1, 1, 1024),
+                  "Each patch pixel is the mean of factor x factor raster pixels, so a patch covers that many times "
+                  "more ground: give patches a few hundred km of context for a continental or world model (Blue "
+                  "Marble at 7.4 km: factor 4). 1: the raster's own pixels. Rasters only.", advanced=True)
         self._add(self._integer(self.EPOCHS, "Epochs", 20, 1, 100_000),
                   "Passes over the training samples.")
         self._add(self._integer(self.TIME_LIMIT, "Time limit (minutes, 0: none)", 0, 0, 1_000_000),
@@ -268,6 +273,7 @@ class TrainEncoderAlgorithm(GeoEmbedAlgorithm):
                 "points_layer": points_layer, "photos": self._photos(parameters, context, feedback),
                 "samples": self.parameterAsInt(parameters, self.SAMPLES, context),
                 "patch_size": self.parameterAsInt(parameters, self.PATCH_SIZE, context),
+                "downsample": self.parameterAsInt(parameters, self.DOWNSAMPLE, context),
             },
             "location_encoder": {
                 "encoding": encoding_spec,

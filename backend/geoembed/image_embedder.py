@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from .errors import InputError
+from .models.registry import without_subnormals
 from .store import ModelStore, sha256_file
 from .training.image_encoders import build_image_encoder
 
@@ -27,6 +28,7 @@ class ImageEmbedder:
             raise InputError("MODEL", f"{path} does not match the sha256 in its card: reinstall model {model_id!r}")
         self.model_id, self.card = model_id, card
         self.in_channels, self.patch_size = int(entry["in_channels"]), int(entry["patch_size"])
+        self.downsample = int(entry.get("downsample", 1))  # raster pixels averaged into a patch pixel in training
         self.mean = np.asarray(entry["normalisation"]["mean"], np.float64)
         self.std = np.asarray(entry["normalisation"]["std"], np.float64)
         self.temperature = float(card.get("temperature") or 1.0)
@@ -34,7 +36,7 @@ class ImageEmbedder:
         self.batch_size = batch_size
         network = build_image_encoder(entry["architecture"], self.in_channels, int(card["dimension"]))
         network.load_state_dict(load_file(str(path)), strict=True)
-        self.network = network.eval().requires_grad_(False).to(self.device)
+        self.network = without_subnormals(network.eval().requires_grad_(False)).to(self.device)
 
     def check(self, images: np.ndarray, parameter: str = "IMAGES") -> None:
         """InputError unless ``images`` is (N, C, S, S) with the model's band count and patch size."""

@@ -264,6 +264,20 @@ def test_raster_patches_at_points(tmp_path, models, world):  # noqa: F811
     with pytest.raises(InputError) as err:
         read_raster_patches(str(world), str(points), None, 16, 4, print)
     assert err.value.parameter == "RASTER" and "3 band(s)" in err.value.reason
+    assert image_embedder.downsample == image_embedder.card["image_encoder"]["downsample"] == 1
+
+
+def test_raster_patches_are_averaged_as_in_training(tmp_path, world):  # noqa: F811
+    """A model trained with downsample 2 sees 2 x 2 pixel means; the patches to geolocate are cut the same way."""
+    points = layer(tmp_path / "paris.geojson", ["POINT (2.35 48.85)"])
+    images = read_raster_patches(str(world), str(points), None, 8, 3, print, downsample=2)
+    with rasterio.open(world) as ds:
+        pixels = ds.read().astype(np.float64)
+        col, row = ~ds.transform * (2.35, 48.85)  # continuous pixel coordinates
+    height, width = pixels.shape[1] // 2, pixels.shape[2] // 2  # the odd last row is left out
+    coarse = pixels[:, :2 * height, :2 * width].reshape(3, height, 2, width, 2).mean(axis=(2, 4))
+    row, col = int(np.floor(row / 2 - 3.5)), int(np.floor(col / 2 - 3.5))  # the 8 x 8 coarse pixels around it
+    assert np.abs(images.pixels[0].astype(np.float64) - coarse[:, row:row + 8, col:col + 8]).max() <= 0.5
 
 
 def test_bad_input(tmp_path, models, photos, home):

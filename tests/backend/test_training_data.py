@@ -193,6 +193,28 @@ def test_windowed_reads_give_the_same_patches(bordered, monkeypatch):
         {k: windows.description[k] for k in ("drawn", "nodata", "black")}
 
 
+def test_downsampled_patches_are_block_means_of_the_raster(bmng, tmp_path, monkeypatch):
+    """downsample 4: each patch pixel is the mean of 4 x 4 raster pixels, centred on the place like a native patch
+    of the coarser grid, in memory and by windows alike; nodata in any of the 16 pixels invalidates it."""
+    data = crop(bmng, 10, -35, 40, -5).astype(np.float32)
+    data[:, :, :102] = -1.0  # the west nodata: coarse column 25 mixes two nodata columns with two of data
+    path = geographic_tif(tmp_path / "africa.tif", data, 10, -35, 40, -5, nodata=-1.0)
+    whole = sample_raster_patches([{"path": path}], samples=300, patch_size=8, seed=1, downsample=4)
+    coarse = data[:, :data.shape[1] // 4 * 4, :data.shape[2] // 4 * 4]
+    coarse = coarse.reshape(3, coarse.shape[1] // 4, 4, coarse.shape[2] // 4, 4).mean(axis=(2, 4))
+    lon, lat = whole.lonlat.T
+    rows = np.floor((-5 - lat) / (4 * DEG) - 3.5).astype(int)
+    cols = np.floor((lon - 10) / (4 * DEG) - 3.5).astype(int)
+    expected = np.stack([coarse[:, r:r + 8, c:c + 8] for r, c in zip(rows, cols)])
+    assert np.abs(raw(whole) - expected).max() < 0.15  # float16 storage of values up to 256
+    assert (cols >= 26).all() and (cols == 26).any() and whole.description["nodata"] > 0
+    assert whole.description["downsample"] == 4 and whole.description["sources"][0]["downsample"] == 4
+    monkeypatch.setattr(patches_module, "IN_MEMORY_BYTES", 0)
+    windows = sample_raster_patches([{"path": path}], samples=300, patch_size=8, seed=1, downsample=4)
+    assert windows.description["sources"][0]["read"] == "by windows"
+    assert np.array_equal(whole.lonlat, windows.lonlat) and np.abs(raw(whole) - raw(windows)).max() < 0.15
+
+
 def test_several_rasters_are_sampled_uniformly_over_their_union(bmng, tmp_path):
     def tif(name, lon0, lat0, lon1, lat1):
         return {"path": geographic_tif(tmp_path / name, crop(bmng, lon0, lat0, lon1, lat1), lon0, lat0, lon1, lat1)}
@@ -229,6 +251,8 @@ def test_points_layer_gives_one_patch_per_point_on_the_raster(tmp_path):
     ("mask elsewhere", "MASK", "overlap"),
     ("mask of points", "MASK", "give a layer of polygons"),
     ("no samples", "SAMPLES", "at least 1"),
+    ("downsample 0", "DOWNSAMPLE", "at least 1"),
+    ("downsampled too far", "PATCH_SIZE", "averaged 64 x 64"),
 ])
 def test_bad_input_is_explained(case, parameter, words, tmp_path, bmng):
     africa = geographic_tif(tmp_path / "africa.tif", crop(bmng, 10, -35, 40, -5), 10, -35, 40, -5)
@@ -253,6 +277,10 @@ def test_bad_input_is_explained(case, parameter, words, tmp_path, bmng):
         kwargs.update(mask=WORLD, mask_layer="countries", patch_size=4)
         sources = [{"path": geographic_tif(tmp_path / "ocean.tif", crop(bmng, -120, -55, -100, -40), -120, -55,
                                            -100, -40)}]
+    elif case == "downsample 0":
+        kwargs["downsample"] = 0
+    elif case == "downsampled too far":
+        kwargs["downsample"] = 64
     elif case == "mask of points":
         kwargs["mask"] = write_points(tmp_path / "p.gpkg", 4326, ["POINT(20 -20)"])
     else:

@@ -53,7 +53,8 @@ def trained(home, raster, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run") / "bluemarble"
     started = time.monotonic()
     result = processing.run("geoembed:trainencoder", {"RASTERS": [str(raster)], "MASK": f"{WORLD}|layername=countries",
-                                                      "MODEL_ID": MODEL_ID, **TINY, "RUN_DIR": str(run_dir)})
+                                                      "MODEL_ID": MODEL_ID, **TINY, "DOWNSAMPLE": 2,
+                                                      "RUN_DIR": str(run_dir)})
     return result, run_dir, time.monotonic() - started
 
 
@@ -82,6 +83,7 @@ def test_training_installs_a_model_with_its_report(trained, home, raster):
     assert request["location_encoder"]["network"]["dim_out"] == 16
     card = json.loads((home / "models" / MODEL_ID / "card.json").read_text())
     assert card["dimension"] == 16 and card["training"]["config"]["data"]["samples"] == 300
+    assert request["data"]["downsample"] == 2 and card["training"]["data"]["downsample"] == 2  # 2 x 2 pixel means
 
 
 def test_the_trained_model_is_listed_and_maps(trained, tmp_path):

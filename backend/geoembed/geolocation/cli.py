@@ -82,7 +82,8 @@ def cmd_geolocate(args, progress: Progress) -> dict:
     image_embedder = ImageEmbedder(args.model, device=str(embedder.device))
     size, channels = image_embedder.patch_size, image_embedder.in_channels
     if args.raster:
-        images = read_raster_patches(args.raster, args.points, args.points_layer, size, channels, progress.log)
+        images = read_raster_patches(args.raster, args.points, args.points_layer, size, channels, progress.log,
+                                     downsample=image_embedder.downsample)
     else:
         images = read_image_files(args.images, size, channels, progress.log)
     progress.log(f"{len(images.names)} images to geolocate ({len(images.skipped)} skipped)")

@@ -1,6 +1,6 @@
 """The images to geolocate, as raw (N, C, S, S) pixels at the model's patch size: image files (centre square,
-resized, RGB, as photos are for training) or patches of a raster centred on the points of a layer (the raster's own
-pixels, as raster patches are for training). What cannot be read is skipped with a warning."""
+resized, RGB, as photos are for training) or patches of a raster centred on the points of a layer (the raster's
+pixels averaged as the model's training patches were). What cannot be read is skipped with a warning."""
 
 from __future__ import annotations
 
@@ -86,10 +86,10 @@ def read_image_files(paths: list[str], size: int, channels: int, log: Log) -> Im
 
 
 def read_raster_patches(raster: str, points: str, points_layer: str | None, size: int, channels: int,
-                        log: Log) -> Images:
-    """The size x size patches of ``raster`` (all its bands, its own pixels) centred on the points of a layer (any
-    CRS), named "<layer file stem> #<number of the point in the layer>". Patches that reach past the raster's edge
-    or touch nodata are skipped."""
+                        log: Log, downsample: int = 1) -> Images:
+    """The size x size patches of ``raster`` (all its bands; each pixel the mean of downsample x downsample raster
+    pixels) centred on the points of a layer (any CRS), named "<layer file stem> #<number of the point in the
+    layer>". Patches that reach past the raster's edge or touch nodata are skipped."""
     geoms, crs = layer_geometries(points, points_layer, POINT_TYPES, "POINTS")
     with as_parameter("POINTS"):
         lon, lat, owner = point_positions(geoms, crs, np.arange(len(geoms)))
@@ -98,7 +98,7 @@ def read_raster_patches(raster: str, points: str, points_layer: str | None, size
         ds = open_raster(raster)
     with ds:
         with as_parameter("RASTER"):
-            source = PatchRaster(ds, {"path": raster}, None, size)
+            source = PatchRaster(ds, {"path": raster}, None, size, downsample)
         if len(source.bands) != channels:
             raise InputError("RASTER", f"{raster} has {len(source.bands)} band(s); the model takes images of "
                                        f"{channels} band(s)")
@@ -109,4 +109,4 @@ def read_raster_patches(raster: str, points: str, points_layer: str | None, size
     skipped.update({labels[i]: "patch touches nodata" for i in kept[~valid]})
     names = [labels[i] for i in kept[valid]]
     return _finish(names, list(patches[valid]), skipped, "POINTS", "points",
-                   f"give points on {raster}, at least {size // 2} pixels from its edges", log)
+                   f"give points on {raster}, at least {size * downsample // 2} pixels from its edges", log)

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
         "photo_fields": {"path": None, "lon": None, "lat": None},
         "samples": 50000,        # patches drawn from the rasters
         "patch_size": 32,        # pixels; photos are resized to it
+        "downsample": 1,         # rasters: a patch pixel is the mean of downsample x downsample raster pixels
         "max_black_fraction": 0.25,
         "validation": {"block_km": 500.0, "fraction": 0.1, "buffer_km": 150.0},
     },
@@ -101,6 +102,7 @@ def _check(config: dict) -> dict:
                                        "\"bounds\": optional}")
     _number(config, "data.samples", 16, 10_000_000, integer=True)
     _number(config, "data.patch_size", 8, 1024, integer=True)
+    _number(config, "data.downsample", 1, 1024, integer=True)
     _number(config, "data.max_black_fraction", 0.0, 1.0)
     _number(config, "data.validation.block_km", 1.0, 20000.0)
     _number(config, "data.validation.fraction", 0.01, 0.5)

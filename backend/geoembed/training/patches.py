@@ -1,5 +1,6 @@
 """Image patches cut from rasters around random places: uniform on the sphere over the rasters' footprint or
-inside mask polygons, or at the points of a layer. Each patch is N x N pixels of the raster's own grid."""
+inside mask polygons, or at the points of a layer. Each patch is N x N pixels of the raster's own grid, or of a grid
+``downsample`` times coarser whose pixels are the means of ``downsample`` x ``downsample`` raster pixels."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from osgeo import ogr
 from pyproj import CRS
-from rasterio.enums import MaskFlags
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.transform import Affine, array_bounds, from_bounds
 from rasterio.windows import Window
 
@@ -93,35 +94,54 @@ def _plain(values) -> list:
 class PatchRaster:
     """One source raster: where its patches are, and the patches themselves (from memory or one window each)."""
 
-    def __init__(self, ds, source: Mapping, bands: list[int] | None, size: int):
+    def __init__(self, ds, source: Mapping, bands: list[int] | None, size: int, downsample: int = 1):
         path = str(source["path"])
-        self.ds = ds
-        self.crs, crs_text, self.transform = _georeference(ds, source, path)
+        self.ds, self.downsample = ds, downsample
+        self.crs, crs_text, transform = _georeference(ds, source, path)
+        self.transform = transform * Affine.scale(downsample)  # the patches' grid: downsample x coarser
         self.bands = list(range(1, ds.count + 1)) if bands is None else [int(b) for b in bands]
         if not all(1 <= b <= ds.count for b in self.bands):
             raise InputError("BANDS", f"bands {bands} do not all exist: {path} has {ds.count} band(s), numbered 1 to "
                                       f"{ds.count}")
-        if size > min(ds.width, ds.height):
-            raise InputError("PATCH_SIZE", f"patches of {size} x {size} pixels do not fit in {path} "
-                                           f"({ds.width} x {ds.height} pixels); use a smaller patch size")
-        self.size, self.height, self.width = size, ds.height, ds.width
-        west, south, east, north = array_bounds(ds.height, ds.width, self.transform)
+        self.size, self.height, self.width = size, ds.height // downsample, ds.width // downsample
+        if size > min(self.width, self.height):
+            coarser = f" averaged {downsample} x {downsample} into" if downsample > 1 else ""
+            raise InputError("PATCH_SIZE", f"patches of {size} x {size} pixels do not fit in {path} ({ds.width} x "
+                                           f"{ds.height} pixels{coarser} {self.width} x {self.height}); use a "
+                                           "smaller patch size" + (" or downsampling" if downsample > 1 else ""))
+        west, south, east, north = array_bounds(self.height, self.width, self.transform)
         self.footprint = Rectangle(self.crs, (west, south, east, north))
         self.dtype = np.dtype(ds.dtypes[self.bands[0] - 1])
         # nodata, alpha and mask bands all show in GDAL's masks; all_valid means nothing to check
         self.masked = any(set(ds.mask_flag_enums[b - 1]) != {MaskFlags.all_valid} for b in self.bands)
         self.black_level = self._black_level()
-        in_memory = ds.width * ds.height * len(self.bands) * self.dtype.itemsize < IN_MEMORY_BYTES
+        in_memory = self.width * self.height * len(self.bands) * self.dtype.itemsize < IN_MEMORY_BYTES
         self.description = {"path": path, "crs": crs_text, "bands": self.bands, "dtype": self.dtype.name,
-                            "width": ds.width, "height": ds.height, "bounds": [west, south, east, north],
+                            "width": ds.width, "height": ds.height, "downsample": downsample,
+                            "bounds": [west, south, east, north],
                             "nodata": _plain([ds.nodatavals[b - 1] for b in self.bands]),
                             "black_level": _plain(self.black_level), "read": "whole" if in_memory else "by windows"}
         self.data = self.valid = None
         if in_memory:
-            self.data = np.ascontiguousarray(ds.read(self.bands).transpose(1, 2, 0))  # (H, W, C): patches contiguous
-            if self.masked or self.dtype.kind == "f":
-                self.valid = (ds.read_masks(self.bands) > 0).all(axis=0) & np.isfinite(self.data).all(axis=2)
+            data, valid = self._read_window(0, 0, self.height, self.width)
+            self.data = np.ascontiguousarray(data.transpose(1, 2, 0))  # (H, W, C): patches contiguous
+            if valid is not None or self.dtype.kind == "f":
+                self.valid = np.isfinite(self.data).all(axis=2)
+                if valid is not None:
+                    self.valid &= valid.all(axis=0)
             ds.close()
+
+    def _read_window(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(bands (C, height, width), valid (C, height, width) or None when nothing is masked) of the patches' grid
+        from (row, col): each pixel the mean of downsample x downsample raster pixels, valid only if all of them
+        are."""
+        k = self.downsample
+        window, shape = Window(col * k, row * k, width * k, height * k), (len(self.bands), height, width)
+        data = self.ds.read(self.bands, window=window, out_shape=shape, resampling=Resampling.average)
+        if not self.masked:
+            return data, None
+        masks = self.ds.read_masks(self.bands, window=window) > 0  # GDAL's averaged masks let mixed pixels pass
+        return data, masks.reshape(len(self.bands), height, k, width, k).all(axis=(2, 4))
 
     def _black_level(self) -> np.ndarray:
         """Per band, the value at or below which a pixel is black: 2% up the dtype's range for 8-bit integers, else
@@ -164,10 +184,9 @@ class PatchRaster:
         patches = np.empty((len(row), len(self.bands), s, s), self.dtype)
         valid = np.ones(len(row), bool)
         for i, (r, c) in enumerate(zip(row.tolist(), col.tolist())):
-            window = Window(c, r, s, s)
-            patches[i] = self.ds.read(self.bands, window=window)
-            if self.masked:
-                valid[i] = bool(self.ds.read_masks(self.bands, window=window).all())
+            patches[i], masks = self._read_window(r, c, s, s)
+            if masks is not None:
+                valid[i] = bool(masks.all())
         if self.dtype.kind == "f":
             valid &= np.isfinite(patches).all(axis=(1, 2, 3))
         return patches, valid
@@ -244,12 +263,16 @@ def _points_draw(points: str, layer: str | None, rng: np.random.Generator) -> Dr
     return draw
 
 
-def _check_inputs(sources: list, samples: int, patch_size: int, mask, points, max_black_fraction: float) -> None:
+def _check_inputs(sources: list, samples: int, patch_size: int, mask, points, max_black_fraction: float,
+                  downsample: int) -> None:
     if not isinstance(samples, (int, np.integer)) or isinstance(samples, bool) or samples < 1:
         raise InputError("SAMPLES", f"the number of patches must be a whole number of at least 1, got {samples!r}")
     if not isinstance(patch_size, (int, np.integer)) or isinstance(patch_size, bool) or patch_size < 1:
         raise InputError("PATCH_SIZE", f"the patch size must be a whole number of pixels, at least 1, got "
                                        f"{patch_size!r}")
+    if not isinstance(downsample, (int, np.integer)) or isinstance(downsample, bool) or downsample < 1:
+        raise InputError("DOWNSAMPLE", f"the downsampling factor must be a whole number, at least 1, got "
+                                       f"{downsample!r}")
     if not sources:
         raise InputError("RASTERS", "give at least one raster to cut patches from")
     if mask is not None and points is not None:
@@ -277,15 +300,17 @@ def _check_yield(counts: dict, accepted: int, where: str) -> None:
 def sample_raster_patches(sources: list[dict], *, samples: int, patch_size: int, seed: int, mask: str | None = None,
                           mask_layer: str | None = None, points: str | None = None, points_layer: str | None = None,
                           bands: list[int] | None = None, normalisation: Mapping | None = None,
-                          max_black_fraction: float = 0.25, progress: ProgressFn | None = None) -> ImageSet:
+                          max_black_fraction: float = 0.25, downsample: int = 1,
+                          progress: ProgressFn | None = None) -> ImageSet:
     """``samples`` patches of ``patch_size`` x ``patch_size`` pixels centred on places uniform on the sphere over
     the rasters (or inside the polygons of ``mask``), or on the points of ``points`` (each once, at most
     ``samples``). Each source is {"path": ..., optional "crs" and "bounds" [xmin, ymin, xmax, ymax] that assign
     georeferencing}. Patches that reach past a raster's edge, touch nodata, or are more than
     ``max_black_fraction`` black are rejected; where rasters overlap, one of them at random gives the patch.
-    ``bands`` (1-based, the same for every raster) default to all. ``normalisation`` {"mean", "std"} per band
+    ``bands`` (1-based, the same for every raster) default to all. With ``downsample`` k > 1 a patch pixel is the
+    mean of k x k raster pixels, so a patch covers k times more ground. ``normalisation`` {"mean", "std"} per band
     defaults to statistics of a sample of the patches."""
-    _check_inputs(sources, samples, patch_size, mask, points, max_black_fraction)
+    _check_inputs(sources, samples, patch_size, mask, points, max_black_fraction, downsample)
     rng = np.random.default_rng(seed)
     with ExitStack() as stack:
         rasters = []
@@ -295,7 +320,7 @@ def sample_raster_patches(sources: list[dict], *, samples: int, patch_size: int,
                                             f"{source!r}")
             with as_parameter("RASTERS"):
                 ds = stack.enter_context(open_raster(str(source["path"])))
-            rasters.append(PatchRaster(ds, source, bands, int(patch_size)))
+            rasters.append(PatchRaster(ds, source, bands, int(patch_size), int(downsample)))
         if len({len(r.bands) for r in rasters}) > 1:
             raise InputError("RASTERS", "the rasters have different numbers of bands (" + ", ".join(
                 f"{r.description['path']}: {len(r.bands)}" for r in rasters) + "); give rasters with the same "
@@ -315,6 +340,7 @@ def sample_raster_patches(sources: list[dict], *, samples: int, patch_size: int,
     mean, std, how = band_statistics(raw, normalisation, rng, "NORMALISATION")
     description = {
         "kind": "raster patches", "sources": [r.description for r in rasters], "patch_size": int(patch_size),
+        "downsample": int(downsample),
         "sampling": SAMPLING[where].format(mask=mask, points=points),
         "seed": seed, "samples": int(sum(len(r) for r in raw)), **counts, "max_black_fraction": max_black_fraction,
         "normalisation": how,

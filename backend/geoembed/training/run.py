@@ -34,6 +34,8 @@ def load_data(config: dict, progress: Progress) -> ImageSet:
         progress(0.1 * fraction, message)
     if data["rasters"] and data["photos"]:
         raise InputError("CONFIG", "give data.rasters or data.photos, not both (they differ in bands and scale)")
+    if data["photos"] and int(data["downsample"]) != 1:
+        raise InputError("CONFIG", "data.downsample applies to rasters only; photos are resized to data.patch_size")
     if data["photos"]:
         from .photos import load_photos
 
@@ -45,7 +47,8 @@ def load_data(config: dict, progress: Progress) -> ImageSet:
     return sample_raster_patches(data["rasters"], samples=int(data["samples"]), patch_size=int(data["patch_size"]),
                                  seed=seed, mask=data["mask"], mask_layer=data["mask_layer"], points=data["points"],
                                  points_layer=data["points_layer"], bands=data["bands"],
-                                 max_black_fraction=float(data["max_black_fraction"]), progress=step)
+                                 max_black_fraction=float(data["max_black_fraction"]),
+                                 downsample=int(data["downsample"]), progress=step)
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
@@ -70,7 +73,7 @@ def _card(config: dict, data: ImageSet, trainer: Trainer, metrics: dict, image_s
         "input": {"order": "lon,lat", "units": "degrees", "crs": "EPSG:4326"},
         "dimension": trainer.model.dim,
         "image_encoder": {"architecture": config["image_encoder"], "in_channels": int(data.images.shape[1]),
-                          "patch_size": int(data.images.shape[2]),
+                          "patch_size": int(data.images.shape[2]), "downsample": int(config["data"]["downsample"]),
                           "normalisation": {"mean": data.mean.tolist(), "std": data.std.tolist()},
                           "file": IMAGE_ENCODER, "sha256": image_sha256},
         "temperature": trainer.objective.temperature,
