@@ -211,7 +211,7 @@ class Trainer:
         per_step = (self._elapsed() - elapsed0 - (self._validation_total_s - validation0)) / (s.step - step0)
         per_step += self._validation_s / self.steps_per_epoch  # one validation per epoch
         fits = s.step + int((60.0 * limit - self._elapsed()) / per_step)
-        total = torch.tensor([max(s.step + 1, min(self._planned_steps(), fits))])
+        total = torch.tensor([max(s.step + 1, min(self._planned_steps(), fits))], device=self.device)
         if self.dist.world > 1:
             torch.distributed.broadcast(total, 0)  # every process must stop at the same step
         if first_plan:
@@ -314,7 +314,7 @@ class Trainer:
 
     def _any_process(self, flag: bool) -> bool:
         """Whether ``flag`` holds in any process (all processes must take the same decisions)."""
-        value = torch.tensor([1.0 if flag else 0.0])
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)  # NCCL reduces GPU tensors only
         if self.dist.world > 1:
             torch.distributed.all_reduce(value)
         return bool(value.item() > 0)
