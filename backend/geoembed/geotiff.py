@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ os.environ.setdefault("GDAL_CACHEMAX", "64")
 import rasterio  # noqa: E402
 
 from .atomic import partial_path  # noqa: E402
-from .errors import InputError  # noqa: E402
+from .errors import GeoEmbedError, InputError  # noqa: E402
 from .grid import BLOCK, RasterGrid  # noqa: E402
 
 NODATA = -32768.0  # exact in float32 and float16
@@ -79,7 +80,20 @@ class AtomicGeoTIFF:
     def write(self, window, data: np.ndarray, valid: np.ndarray) -> None:
         """Write float32 (bands, rows, cols) ``data``; pixels where ``valid`` is False become nodata (in place)."""
         data[:, ~valid] = self.dataset.nodata
-        self.dataset.write(data.astype(self.dataset.dtypes[0], copy=False), window=window)
+        try:
+            self.dataset.write(data.astype(self.dataset.dtypes[0], copy=False), window=window)
+        except (rasterio.errors.RasterioError, OSError) as err:  # RasterioIOError is an OSError
+            raise self._write_failed(err) from None
+
+    def _write_failed(self, err: Exception) -> GeoEmbedError:
+        """The error to report when GDAL cannot write: a full disk says so and what to do."""
+        free = shutil.disk_usage(self.tmp.parent).free
+        size = estimated_bytes(self.grid, len(self.band_names), self.dtype)
+        if free < min(size, 256 << 20):
+            return GeoEmbedError(f"cannot write {self.path}: the disk holding {self.path.parent} is full "
+                                 f"({free / 1e6:.1f} MB free; the raster is up to {size / 1e9:.2f} GB before "
+                                 "compression). Free some space or choose another folder; nothing was written.")
+        return GeoEmbedError(f"cannot write {self.path}: {err}")
 
     def update_tags(self, tags: dict[str, str]) -> None:
         """Add dataset tags, e.g. a report known only once every window is written."""
@@ -89,6 +103,9 @@ class AtomicGeoTIFF:
         ok = exc_type is None
         try:
             self.dataset.close()
+        except (rasterio.errors.RasterioError, OSError) as err:  # RasterioIOError is an OSError
+            ok = False
+            raise self._write_failed(err) from None
         except BaseException:
             ok = False
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -126,22 +127,36 @@ class RasterOutput:
 
 def _render(grid: RasterGrid, outputs: list[tuple[AtomicGeoTIFF, Finisher]], evaluate: Evaluator,
             tracker: _PixelProgress) -> int:
-    """Fill every output window by window with its ``finish(evaluate(...), lon, lat)`` of the valid pixels.
+    """Fill every output window by window with its ``finish(evaluate(...), lon, lat)`` of the valid pixels. A
+    writer thread compresses and writes window k (GDAL releases the GIL) while window k + 1 is computed; at most
+    one window waits to be written, and a failed write stops the loop.
 
     Returns the valid pixel count.
     """
-    valid_pixels = 0
-    for window in grid.windows():
-        lon, lat, valid = grid.lonlat(window)
-        tracker.start_window(valid.size)
-        features = evaluate(window, lon, lat, valid) if valid.any() else None
-        for out, finish in outputs:
-            data = np.zeros((len(out.band_names), *valid.shape), dtype=np.float32)
-            if features is not None:
-                data[:, valid] = finish(features, lon[valid], lat[valid]).T
+    def write(window: Window, blocks: list[np.ndarray], valid: np.ndarray) -> None:
+        for (out, _), data in zip(outputs, blocks):
             out.write(window, data, valid)
-        valid_pixels += int(valid.sum())
-        tracker.end_window()
+
+    valid_pixels = 0
+    pending: Future | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="geotiff-writer") as writer:
+        for window in grid.windows():
+            lon, lat, valid = grid.lonlat(window)
+            tracker.start_window(valid.size)
+            features = evaluate(window, lon, lat, valid) if valid.any() else None
+            blocks = []
+            for out, finish in outputs:
+                data = np.zeros((len(out.band_names), *valid.shape), dtype=np.float32)
+                if features is not None:
+                    data[:, valid] = finish(features, lon[valid], lat[valid]).T
+                blocks.append(data)
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write, window, blocks, valid)
+            valid_pixels += int(valid.sum())
+            tracker.end_window()
+        if pending is not None:
+            pending.result()
     return valid_pixels
 
 

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from pyproj import CRS
 
-from geoembed.errors import Cancelled, InputError
+from geoembed.errors import Cancelled, GeoEmbedError, InputError
 from geoembed.geotiff import NODATA
 from geoembed.grid import RasterGrid
 from geoembed.progress import Progress
@@ -137,3 +137,22 @@ def test_cancel_leaves_nothing(embedder, tmp_path):
         embedding_raster(embedder, grid, tmp_path / "c.tif", dims=2, progress=CancelAfterFirstWindow("none"),
                          preview=tmp_path / "p.tif")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_stops_the_render_and_leaves_nothing(embedder, tmp_path):
+    """Windows are written by a writer thread while the next is computed: its failure (here: no space left) ends
+    the render with the reason, and no file, partial or temporary, remains."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        grid = RasterGrid.create(CRS.from_epsg(4326), (0, 40, 30, 41), 0.1)  # 300 x 10: two windows, 512 bands
+        with pytest.raises(GeoEmbedError, match="is full") as err:
+            embedding_raster(embedder, grid, mount / "emb.tif")
+        assert "choose another folder" in str(err.value) and list(mount.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
