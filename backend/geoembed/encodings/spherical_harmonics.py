@@ -34,14 +34,13 @@ from .base import Encoding, check_lonlat, sincos_deg
 
 MAX_DEGREES = 200
 CONVENTIONS = ("textbook", "satclip")
-# Float64 working memory per chunk (the (L^2, n) feature block dominates).
-CHUNK_BYTES = 48 << 20
-MAX_CHUNK = 1024
-TRANSPOSE_BAND = 64
+# Points per chunk: the recurrence's (L, n) float64 blocks stay in a core's cache.
+CHUNK_BYTES = 1 << 20
+MIN_CHUNK, MAX_CHUNK = 256, 2048
 
 
 class SphericalHarmonics(Encoding):
-    """Real spherical harmonics, L^2 features, computed feature-major in float64 and in bounded chunks."""
+    """Real spherical harmonics, L^2 features, computed feature-major in float64, in chunks of points."""
 
     def __init__(self, degrees: int = 10, convention: str = "textbook"):
         super().__init__()
@@ -53,7 +52,7 @@ class SphericalHarmonics(Encoding):
         self.degrees = degrees
         self.convention = convention
         self.dim = degrees * degrees
-        self.chunk = min(MAX_CHUNK, max(256, CHUNK_BYTES // (8 * self.dim)))
+        self.chunk = min(MAX_CHUNK, max(MIN_CHUNK, CHUNK_BYTES // (8 * degrees)))
         # Recurrence coefficients for degree deg, orders m = 0..deg-2, as (deg-1, 1) columns.
         self._a: list[torch.Tensor] = []
         self._ab: list[torch.Tensor] = []
@@ -75,51 +74,46 @@ class SphericalHarmonics(Encoding):
         return f"degrees={self.degrees}, convention={self.convention!r}"
 
     def forward(self, lonlat: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """(n, L^2) features. They are computed and stored feature by feature (each feature's values over the
+        points contiguous), so the result is the transpose of a contiguous (L^2, n) tensor: matrix products take it
+        as it is, and no pass is spent reordering it."""
         lonlat = check_lonlat(lonlat)
         n = lonlat.shape[0]
-        out = torch.empty((n, self.dim), dtype=dtype, device=lonlat.device)
+        features = torch.empty((self.dim, n), dtype=dtype, device=lonlat.device)
         starts = range(0, n, self.chunk)
         # The per-chunk operations are too small for torch's intra-op threads: run chunks side by side instead
-        # (torch releases the GIL), each worker with its own work buffer, reused across its chunks.
+        # (torch releases the GIL), each writing its own columns of ``features``.
         workers = min(torch.get_num_threads(), len(starts)) if lonlat.device.type == "cpu" else 1
         if workers <= 1:
-            self._fill(lonlat, out, starts)
+            self._fill(lonlat, features, starts)
         else:
             inference = torch.is_inference_mode_enabled()  # thread-local: the workers must write in the caller's mode
 
             def fill(k: int) -> None:
                 with torch.inference_mode(inference):
-                    self._fill(lonlat, out, starts[k::workers])
+                    self._fill(lonlat, features, starts[k::workers])
 
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(fill, range(workers)))
-        return out
+        return features.T
 
-    def _fill(self, lonlat: torch.Tensor, out: torch.Tensor, starts: range) -> None:
-        """Chunks beginning at ``starts`` into ``out``, through one reused work buffer (fresh memory per chunk
-        would cost a page fault per 4 KiB)."""
-        work = torch.empty((self.dim, min(lonlat.shape[0], self.chunk)), dtype=torch.float64, device=lonlat.device)
+    def _fill(self, lonlat: torch.Tensor, features: torch.Tensor, starts: range) -> None:
         for start in starts:
-            block = self._features(lonlat[start:start + self.chunk], work)
-            rows = out[start:start + block.shape[1]]
-            # Transpose in bands of features: one large strided copy is several times slower.
-            for f in range(0, self.dim, TRANSPOSE_BAND):
-                rows[:, f:f + TRANSPOSE_BAND].copy_(block[f:f + TRANSPOSE_BAND].T)
+            self._features(lonlat[start:start + self.chunk], features[:, start:start + self.chunk])
 
     def encode(self, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
         return self.forward(torch.stack((lon, lat), dim=1))
 
-    def _features(self, lonlat: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
-        """Feature-major (L^2, n) float64 block for n points, written into ``work``."""
+    def _features(self, lonlat: torch.Tensor, y: torch.Tensor) -> None:
+        """The features of n points into the (L^2, n) block ``y`` (any float dtype; computed in float64)."""
         L, n, dev = self.degrees, lonlat.shape[0], lonlat.device
         x, u = sincos_deg(lonlat[:, 1])  # cos(theta), sin(theta)
         x = x * self._x_sign
-        y = work[:, :n]
         p_prev2 = None
         p_prev = torch.full((1, n), 1.0 / math.sqrt(4.0 * math.pi), dtype=torch.float64, device=dev)
         y[0] = p_prev[0] * self._m0_scale
         if L == 1:
-            return y
+            return
         phase = self._m.to(dev) * torch.deg2rad(lonlat[:, 0])[None, :]
         scale = self._cs_scale.to(dev)
         cos_m = torch.cos(phase).mul_(scale)  # rows m = 1..L-1
@@ -138,4 +132,3 @@ class SphericalHarmonics(Encoding):
             torch.mul(p[1:], cos_m[:deg], out=y[centre + 1:centre + deg + 1])
             torch.mul(p[1:].flip(0), sin_m_reversed[L - 1 - deg:], out=y[deg * deg:centre])
             p_prev2, p_prev = p_prev, p
-        return y
