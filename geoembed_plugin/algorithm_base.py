@@ -28,6 +28,9 @@ except AttributeError:  # QGIS 3.22 - 3.34
     FLAG_OPTIONAL = QgsProcessingParameterDefinition.FlagOptional
 
 
+VECTOR_FORMATS = (".gpkg", ".shp", ".geojson")  # what the backend reads and writes (OGR drivers it names)
+
+
 def crs_text(crs):
     """A CRS as the backend (pyproj) understands it: the authority id, else WKT."""
     authid = crs.authid()
@@ -140,6 +143,20 @@ class GeoEmbedAlgorithm(QgsProcessingAlgorithm):
             return [f"--device={device}"], None
         model = self.parameterAsEnumString(parameters, self.MODEL, context) or DEFAULT_MODEL
         return [f"--model={model}", f"--device={device}"], model
+
+    # ---- vector layers in and out -----------------------------------------------------------------------------
+    def vector_source(self, parameters, name, context, feedback) -> tuple:
+        """(path, layer name or "") of a vector parameter as a file the backend reads (a layer not in a GeoPackage,
+        Shapefile or GeoJSON file, e.g. a memory layer, is saved to a temporary GeoPackage first)."""
+        return self.parameterAsCompatibleSourceLayerPathAndLayerName(
+            parameters, name, context, [suffix[1:] for suffix in VECTOR_FORMATS], "gpkg", feedback)
+
+    def vector_output(self, parameters, name, context, what: str) -> str:
+        """The file path of a vector output; a memory layer or another format is refused, naming ``what``."""
+        output = self.parameterAsOutputLayer(parameters, name, context)
+        if output.startswith("memory:") or os.path.splitext(output)[1].lower() not in VECTOR_FORMATS:
+            raise QgsProcessingException(f"{name}: save {what} to a .gpkg, .shp or .geojson file.")
+        return output
 
     # ---- validation -----------------------------------------------------------------------------------------
     @staticmethod

@@ -1,10 +1,8 @@
 """geoembed:applyprobetopoints - a trained probe's predictions as fields of a copy of a point layer."""
 
-import os
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -57,11 +55,8 @@ class ApplyProbeToPointsAlgorithm(GeoEmbedAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("PREDICTED", "Points with a prediction"))
 
     def processAlgorithm(self, parameters, context, feedback):
-        path, layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
-            parameters, self.INPUT, context, ["gpkg", "shp", "geojson"], "gpkg", feedback)
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if output.startswith("memory:") or os.path.splitext(output)[1].lower() not in (".gpkg", ".shp", ".geojson"):
-            raise QgsProcessingException("OUTPUT: save the points to a .gpkg, .shp or .geojson file.")
+        path, layer = self.vector_source(parameters, self.INPUT, context, feedback)
+        output = self.vector_output(parameters, self.OUTPUT, context, "the points")
         model_options, _model = self.model_options(parameters, context)
         options = [f"--probe={self.parameterAsFile(parameters, self.PROBE, context)}", f"--points={path}",
                    *model_options, f"--output={output}"] + ([f"--layer={layer}"] if layer else [])

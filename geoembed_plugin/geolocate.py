@@ -1,6 +1,5 @@
 """geoembed:geolocate - where were these images taken? The most probable places of each image, as points."""
 
-import os
 
 from qgis.core import (
     QgsProcessing,
@@ -26,7 +25,6 @@ from .backend_client import run_backend
 GALLERIES = (("fibonacci", "Equal-area points (Gallery size of them, over the globe or the region)"),
              ("geoclip", "GeoCLIP's 100K gallery (where its training photos were taken)"),
              ("points", "The points of a layer (Gallery points)"))
-VECTOR_FORMATS = (".gpkg", ".shp", ".geojson")
 NO_MODEL = ("no installed model can geolocate images: that takes a model with an image encoder, which only "
             "training makes; train one with GeoEmbed > Train location encoder… (or `geoembed train`) first")
 
@@ -177,8 +175,7 @@ class GeolocateAlgorithm(GeoEmbedAlgorithm):
         """``--<option>=path`` and ``--<option>-layer=name`` of an optional vector layer parameter."""
         if not self._given(parameters, name):
             return []
-        path, layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
-            parameters, name, context, [suffix[1:] for suffix in VECTOR_FORMATS], "gpkg", feedback)
+        path, layer = self.vector_source(parameters, name, context, feedback)
         return [f"--{option}={path}"] + ([f"--{option}-layer={layer}"] if layer else [])
 
     def _image_options(self, parameters, context, feedback) -> list:
@@ -206,17 +203,11 @@ class GeolocateAlgorithm(GeoEmbedAlgorithm):
             options += [f"--extent-crs={crs_text(crs)}"] if crs.isValid() else []
         return options + self._layer(parameters, self.MASK, "mask", context, feedback)
 
-    def _output(self, parameters, context) -> str:
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if output.startswith("memory:") or os.path.splitext(output)[1].lower() not in VECTOR_FORMATS:
-            raise QgsProcessingException("OUTPUT: save the candidate places to a .gpkg, .shp or .geojson file.")
-        return output
-
     def processAlgorithm(self, parameters, context, feedback):
         ok, message = self.validate(parameters, context)
         if not ok:
             raise QgsProcessingException(message)
-        output = self._output(parameters, context)
+        output = self.vector_output(parameters, self.OUTPUT, context, "the candidate places")
         model_options, model = self.model_options(parameters, context)
         top_k = self.parameterAsInt(parameters, self.TOP_K, context)
         options = [*model_options, *self._image_options(parameters, context, feedback),

@@ -143,8 +143,7 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
 
     def _label_options(self, parameters, context, feedback):
         if parameters.get(self.VECTOR) not in (None, ""):
-            path, layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
-                parameters, self.VECTOR, context, ["gpkg", "shp", "geojson"], "gpkg", feedback)
+            path, layer = self.vector_source(parameters, self.VECTOR, context, feedback)
             options = [f"--vector={path}", f"--field={self.parameterAsString(parameters, self.FIELD, context)}"]
             return options + ([f"--layer={layer}"] if layer else [])
         raster = self.parameterAsRasterLayer(parameters, self.RASTER, context)
