@@ -61,12 +61,15 @@ class ApplyProbeToPointsAlgorithm(GeoEmbedAlgorithm):
         options = [f"--probe={self.parameterAsFile(parameters, self.PROBE, context)}", f"--points={path}",
                    *model_options, f"--output={output}"] + ([f"--layer={layer}"] if layer else [])
         result = run_backend(["probe", "apply"], options, output, feedback)
+        units = f" ({result['units']})" if result.get("units") else ""
         feedback.pushInfo(f"Wrote {output}: {result.get('predicted')} of {result.get('features')} points predicted "
-                          f"in field {result.get('field')!r}.")
+                          f"in field {result.get('field')!r}{units}.")
         if result.get("task") == "classification":
             written = styles.write_point_class_style(output, result.get("field"), result.get("classes") or [])
-            if written and context.willLoadLayerOnCompletion(output):
-                name = f"{result.get('label') or 'probe'} predicted"
-                processor = styles.LayerStyler.create(output, name)
-                context.layerToLoadOnCompletionDetails(output).setPostProcessor(processor)
+        else:
+            written = styles.write_point_value_style(output, result.get("field"), result.get("units") or "")
+        if written and context.willLoadLayerOnCompletion(output):
+            name = f"{result.get('label') or 'probe'} predicted"
+            processor = styles.LayerStyler.create(output, name)
+            context.layerToLoadOnCompletionDetails(output).setPostProcessor(processor)
         return {self.OUTPUT: output, "PREDICTED": result.get("predicted")}

@@ -5,9 +5,13 @@ import shutil
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
+    QgsClassificationQuantile,
     QgsColorRampLegendNodeSettings,
     QgsColorRampShader,
     QgsContrastEnhancement,
+    QgsGradientColorRamp,
+    QgsGradientStop,
+    QgsGraduatedSymbolRenderer,
     QgsMapLayer,
     QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
@@ -110,6 +114,9 @@ def write_class_style(output, classes):
     return _save(layer, output)
 
 
+VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
+
+
 def write_value_style(output, low, high, units=""):
     """Band 1 with a viridis-like colour ramp from ``low`` to ``high``, its legend in ``units`` when given; saved
     as the sidecar style."""
@@ -118,7 +125,7 @@ def write_value_style(output, low, high, units=""):
         return None
     ramp = QgsColorRampShader(low, high)
     ramp.setColorRampType(QgsColorRampShader.Interpolated)
-    stops = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
+    stops = VIRIDIS
     values = [low + (high - low) * i / (len(stops) - 1) for i in range(len(stops))]
     suffix = f" {units}" if units else ""
     ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(value, QColor(color), f"{value:.4g}{suffix}")
@@ -146,6 +153,29 @@ def write_point_class_style(output, field, classes):
         symbol.setColor(color)
         categories.append(QgsRendererCategory(str(name), symbol, str(name)))
     layer.setRenderer(QgsCategorizedSymbolRenderer(field, categories))
+    return _save(layer, output)
+
+
+def write_point_value_style(output, field, units="", classes=7):
+    """Points coloured by ``field`` in quantile classes of the same viridis-like ramp, the field titled with its
+    ``units`` (an alias); saved as the sidecar style of the vector output."""
+    layer = QgsVectorLayer(output, "points", "ogr")
+    index = layer.fields().indexOf(field) if layer.isValid() else -1
+    if index < 0:
+        return None
+    if units:
+        layer.setFieldAlias(index, f"{field} ({units})")
+    ramp = QgsGradientColorRamp(QColor(VIRIDIS[0]), QColor(VIRIDIS[-1]), False, [
+        QgsGradientStop(i / (len(VIRIDIS) - 1), QColor(color)) for i, color in enumerate(VIRIDIS[1:-1], start=1)])
+    renderer = QgsGraduatedSymbolRenderer(field)
+    renderer.setSourceSymbol(QgsSymbol.defaultSymbol(layer.geometryType()))
+    renderer.setSourceColorRamp(ramp)
+    method = QgsClassificationQuantile()
+    method.setLabelFormat(f"%1 - %2 {units}" if units else "%1 - %2")
+    method.setLabelPrecision(4)
+    renderer.setClassificationMethod(method)
+    renderer.updateClasses(layer, classes)
+    layer.setRenderer(renderer)
     return _save(layer, output)
 
 

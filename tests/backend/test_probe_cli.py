@@ -146,7 +146,12 @@ def test_regression_from_a_climate_raster(store_home, cities, tmp_path):
         assert ds.descriptions == ("prediction (degC)",) and ds.tags()["geoembed_units"] == "degC"
         assert json.loads(ds.tags()["geoembed_probe"])["units"] == "degC"
     out = tmp_path / "t2m.gpkg"
-    result(run("apply", "--probe", str(probe), "--points", str(cities), "--output", str(out)))
+    assert result(run("apply", "--probe", str(probe), "--points", str(cities), "--output", str(out)))["units"] == "degC"
+    written = ogr.Open(str(out))
+    assert written.GetLayer(0).GetMetadataItem("geoembed_units") == "degC"
+    if int(gdal.VersionInfo()) >= 3070000:  # GeoPackages keep field aliases from GDAL 3.7 (QGIS shows them)
+        defn = written.GetLayer(0).GetLayerDefn()
+        assert defn.GetFieldDefn(defn.GetFieldIndex("prediction")).GetAlternativeName() == "prediction (degC)"
     era5 = gdal.Open(ERA5_T2M)
     monthly = era5.ReadAsArray().astype(np.float64)
     transform = era5.GetGeoTransform()

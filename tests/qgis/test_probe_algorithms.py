@@ -121,6 +121,14 @@ def test_regression_probe_maps_values_with_their_units(tmp_path):
     assert isinstance(ramp_node, QgsColorRampLegendNode)
     assert ramp_node.settings().suffix() == " degC"  # drawn after the minimum and maximum values
     assert value_at(layer, 10, 59) < value_at(layer, 10, 37)  # colder in the north
+    # to points: the field titled with its units, graduated colours whose legend says degC
+    points = tmp_path / "t_points.gpkg"
+    processing.run("geoembed:applyprobetopoints", {"PROBE": str(probe), "INPUT": labels, "OUTPUT": str(points)})
+    predicted = QgsVectorLayer(str(points), "t", "ogr")  # loads the sidecar style, as the Layers panel does
+    assert predicted.attributeDisplayName(predicted.fields().indexOf("prediction")) == "prediction (degC)"
+    renderer = predicted.renderer()
+    assert renderer.type() == "graduatedSymbol" and renderer.classAttribute() == "prediction"
+    assert len(renderer.ranges()) == 7 and all(r.label().endswith(" degC") for r in renderer.ranges())
 
 
 def test_train_probe_needs_exactly_one_label_source(tmp_path):

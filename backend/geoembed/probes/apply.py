@@ -140,7 +140,11 @@ def apply_points(embedder: LocationEmbedder, probe: Probe, source_path: str, out
             for i in range(defn.GetFieldCount()):
                 out_layer.CreateField(defn.GetFieldDefn(i))
             kind = ogr.OFTString if probe.task == "classification" else ogr.OFTReal
-            out_layer.CreateField(ogr.FieldDefn(value_field, kind))
+            value = ogr.FieldDefn(value_field, kind)
+            if probe.units:  # the alias QGIS shows (GeoPackage keeps it; a Shapefile has only the metadata)
+                value.SetAlternativeName(f"{value_field} ({probe.units})")
+                out_layer.SetMetadataItem("geoembed_units", probe.units)
+            out_layer.CreateField(value)
             if confidence_field:
                 out_layer.CreateField(ogr.FieldDefn(confidence_field, ogr.OFTReal))
             predicted = done = 0
@@ -165,6 +169,8 @@ def apply_points(embedder: LocationEmbedder, probe: Probe, source_path: str, out
               "label": probe.label, "field": value_field}
     if probe.task == "classification":
         result["classes"] = [str(c) for c in probe.classes]
+    elif probe.units:
+        result["units"] = probe.units
     return result
 
 
