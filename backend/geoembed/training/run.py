@@ -115,6 +115,7 @@ def train_from_config(config_path: Path, run_dir: Path | None, resume: bool, dev
     if device:
         given = {**given, "device": device}
     config = configuration.resolve(given, default_id=config_path.stem.lower())
+    threads = configure_threads()  # before torch starts its threads, which inherit the settings
     build_model(config, in_channels=1)  # a bad encoder spec fails now, not after the imagery is read
     store = store or ModelStore()
     if config["model_id"] in store.ids() and not force:
@@ -126,7 +127,6 @@ def train_from_config(config_path: Path, run_dir: Path | None, resume: bool, dev
     if dist.main:
         _prepare_run_dir(run_dir, resume)
         write_text(run_dir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
-    threads = configure_threads()
     _init_distributed(dist, torch_device)
     progress.log(f"training {config['model_id']!r} on {torch_device} ({threads} threads, {dist.world} process"
                  f"{'es' if dist.world > 1 else ''}); run folder {run_dir}")
