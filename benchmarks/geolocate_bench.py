@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from common import geoembed_cmd, run_measured
-from train_bench import BENCH_HOME, BMNG, baseline_errors, split_data, train
+from train_bench import BENCH_HOME, BMNG, CONFIG, baseline_errors, split_data, train
 
 TITLE = "Geolocating images (model trained on the Blue Marble, CPU)"
 MODEL = os.environ.get("GEOEMBED_BENCH_GEO_MODEL", "bench-10min")
@@ -86,7 +86,7 @@ def report() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if MODEL not in ModelStore(BENCH_HOME).ids():
-            train(float(MODEL.removeprefix("bench-").removesuffix("min")), tmp)
+            train(CONFIG, MODEL, float(MODEL.removeprefix("bench-").removesuffix("min")), tmp)
         data, _, val = split_data()
         truth = data.lonlat[val]
         points = _write_points(truth, tmp / "held_out.gpkg")

