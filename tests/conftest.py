@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,16 @@ def embedder(store_home):
     from geoembed.embedder import LocationEmbedder
 
     return LocationEmbedder("geoclip")
+
+
+@pytest.fixture()
+def small_disk(request, tmp_path) -> Path:
+    """A folder on a tmpfs of ``request.param`` bytes (default 64 KiB), for full-disk tests; skipped without root."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    size = getattr(request, "param", 64 << 10)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
