@@ -3,8 +3,9 @@
 The public implementations are imported from copies outside this repository (default /tmp/ext, override with
 $GEOEMBED_EXT): ``torchgeo/torchgeo_satclip_sh.py`` (class SphericalHarmonics from torchgeo/models/satclip.py)
 and ``locationencoder/spherical_harmonics*.py`` (its SymPy-generated analytic file and its closed form); a
-missing copy is skipped. Every (implementation, L) runs in a fresh process with a fixed thread count and
-OMP_WAIT_POLICY=PASSIVE, on float64 (lon, lat) input, in batches; outputs are discarded. Time is extrapolated
+missing copy is skipped. Every (implementation, L) runs in a fresh process with a fixed thread count,
+OMP_WAIT_POLICY=PASSIVE and THP_MEM_ALLOC_ENABLE=1 (the backend's own settings), on float64 (lon, lat) input, in
+batches; outputs are discarded. Time is extrapolated
 to all points when a run exceeds its time cap. Errors are max |y - mpmath| on a random subsample plus both
 poles, each implementation in its own convention (torchgeo: SatCLIP's; locationencoder: theta = lat + 90,
 phi = lon + 180, textbook m = 0; its closed form also has the Condon-Shortley phase).
@@ -107,7 +108,7 @@ def run(points: int = 1_000_000, degrees=(10, 40, 100), threads: int = 2, batch:
         cap_s: float = 120.0, implementations=IMPLEMENTATIONS) -> list[dict]:
     """Each (implementation, L) in a fresh process; returns one dict per run (see module docstring)."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(threads),
-           "MKL_NUM_THREADS": str(threads)}
+           "MKL_NUM_THREADS": str(threads), "THP_MEM_ALLOC_ENABLE": "1"}  # the backend's settings, for everyone
     results = []
     for L in degrees:
         for impl in implementations:
@@ -143,7 +144,8 @@ TITLE = "Spherical harmonics: GeoEmbed against torchgeo and locationencoder (CPU
 def report() -> str:
     """The Markdown section for `make bench`: 1,000,000 points at L = 10, 40, 100 on 2 threads."""
     intro = ("Command: `.venv/bin/python benchmarks/run.py --only sh` (or `benchmarks/sh_bench.py`). 1,000,000 "
-             "(lon, lat) points, float64, 2 torch threads, OMP_WAIT_POLICY=PASSIVE, batches of 10,000, each run in "
+             "(lon, lat) points, float64, 2 torch threads, OMP_WAIT_POLICY=PASSIVE, THP_MEM_ALLOC_ENABLE=1, "
+             "batches of 10,000, each run in "
              f"a fresh process. Public implementations are read from copies in {EXT} (never committed); a missing "
              "copy is reported as skipped.")
     return intro + "\n\n" + table(run())
