@@ -4,9 +4,13 @@ Datasets from probe_data.py (labels at points uniform on the sphere over land). 
 N and split, the default probe ("auto") and two baselines are trained on the same N points and scored on up to
 10,000 test points:
 
-- random: the first N training points; the 10,000 test points (an independent sample).
+- random: N training points; the 10,000 test points (an independent sample).
 - blocks: 10 x 10 degree cells, half of them (drawn with a fixed seed) held out; training points outside them,
   test points inside, so every test point is at least the distance to its cell's edge from any training point.
+
+A single draw of 100 training points is noisy (a few hundredths of accuracy or R² between draws), so at N = 100
+the probe and the baselines are trained on REPEATS disjoint draws and scored by their mean (standard deviation
+beside it).
 
 Every point set is embedded once (positions shared between datasets are embedded once).
 """
@@ -19,6 +23,7 @@ import numpy as np
 from probe_data import DATASETS, load_dataset
 
 SIZES = (100, 1000, 10000)
+REPEATS = {100: 5}  # disjoint draws of training points at this N (others: one draw)
 N_TEST = 10000
 POOL = 25000  # points drawn per part, so that enough lie inside / outside the held-out cells
 BLOCK_DEG = 10.0
@@ -62,12 +67,25 @@ def held_out(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return held[col, row]
 
 
-def splits(train, test, n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    blocks_train = np.flatnonzero(~held_out(train.lon, train.lat))[:n]
+def splits(train, test, n: int, draw: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Training and test indices of each split; ``draw`` k takes the k-th disjoint run of n training points."""
+    outside = np.flatnonzero(~held_out(train.lon, train.lat))
+    blocks_train = outside[draw * n:(draw + 1) * n]
     blocks_test = np.flatnonzero(held_out(test.lon, test.lat))[:N_TEST]
-    if len(blocks_train) < n or len(blocks_test) < N_TEST:
+    if len(blocks_train) < n or len(blocks_test) < N_TEST or (draw + 1) * n > len(train.lon):
         raise RuntimeError(f"the pools of {POOL} points are too small for {n} training points in the blocks split")
-    return {"random": (np.arange(n), np.arange(N_TEST)), "blocks": (blocks_train, blocks_test)}
+    return {"random": (np.arange(draw * n, (draw + 1) * n), np.arange(N_TEST)), "blocks": (blocks_train, blocks_test)}
+
+
+def _mean_of_draws(results: list[dict]) -> dict:
+    """One result from the draws': every metric averaged (with its standard deviation when there are several)."""
+    first = results[0]
+    metrics = {who: {key: float(np.mean([r["metrics"][who][key] for r in results])) for key in scores}
+               for who, scores in first["metrics"].items()}
+    spread = {who: {key: float(np.std([r["metrics"][who][key] for r in results])) for key in scores}
+              for who, scores in first["metrics"].items()}
+    return {"metrics": metrics, "spread": spread if len(results) > 1 else None, "draws": len(results),
+            "seconds": float(np.mean([r["seconds"] for r in results])), "heads": first["heads"]}
 
 
 def evaluate(train, test, emb_train, emb_test, model: dict) -> dict:
@@ -104,8 +122,11 @@ def measure() -> list[dict]:
         train, test = load_dataset(name, POOL, POOL, seed=SEED)
         emb_train, emb_test = embed(train.lon, train.lat), embed(test.lon, test.lat)
         for n in SIZES:
-            for split, (tr, te) in splits(train, test, n).items():
-                result = evaluate(train.subset(tr), test.subset(te), emb_train[tr], emb_test[te], embed.model)
+            draws = [splits(train, test, n, k) for k in range(REPEATS.get(n, 1))]
+            for split in draws[0]:
+                results = [evaluate(train.subset(d[split][0]), test.subset(d[split][1]), emb_train[d[split][0]],
+                                    emb_test[d[split][1]], embed.model) for d in draws]
+                result = _mean_of_draws(results)
                 rows.append({"dataset": name, "n": n, "split": split, **result})
                 print(name, n, split, result, flush=True)
     return rows
@@ -118,7 +139,9 @@ def report() -> str:
              "half held out; training outside them, testing inside. Classification: accuracy (macro-F1 of the "
              "probe beside it); regression: R² (MAE and max error of the probe beside it). Baselines on raw "
              "coordinates: kNN on unit vectors (k by inner CV), random forest (100 trees) on (lat, lon). "
-             "Δ: probe minus the better baseline. Heads: the probe's blend weights (chosen by inner CV).", "",
+             "Δ: probe minus the better baseline. Heads: the probe's blend weights (chosen by inner CV, of the "
+             f"first draw). At N = 100: the mean of {REPEATS[100]} disjoint draws of training points (± the "
+             "probe's standard deviation over them).", "",
              "| dataset | N | split | probe | kNN (unit vectors) | forest (lat, lon) | Δ | probe, other metrics "
              "| heads | fit (s) |", "|---|---:|---|---:|---:|---:|---:|---|---|---:|"]
     worst, missed = [], []
@@ -130,7 +153,8 @@ def report() -> str:
         r["delta"] = delta
         other = (f"macro-F1 {m['probe']['macro_f1']:.3f}" if key == "accuracy" else
                  f"MAE {m['probe']['mae']:.4g}, max {m['probe']['max_error']:.4g}")
-        lines.append(f"| {r['dataset']} | {r['n']:,} | {r['split']} | {m['probe'][key]:.3f} | {m['knn'][key]:.3f} "
+        sd = f" ± {r['spread']['probe'][key]:.3f}" if r["spread"] else ""
+        lines.append(f"| {r['dataset']} | {r['n']:,} | {r['split']} | {m['probe'][key]:.3f}{sd} | {m['knn'][key]:.3f} "
                      f"| {m['forest'][key]:.3f} | {delta:+.3f} | {other} | {r['heads']} | {r['seconds']:.1f} |")
         if delta < -0.01:
             worst.append(f"{r['dataset']} N={r['n']} {r['split']} ({delta:+.3f})")
