@@ -115,7 +115,9 @@ class PatchRaster:
         # nodata, alpha and mask bands all show in GDAL's masks; all_valid means nothing to check
         self.masked = any(set(ds.mask_flag_enums[b - 1]) != {MaskFlags.all_valid} for b in self.bands)
         self.black_level = self._black_level()
-        in_memory = self.width * self.height * len(self.bands) * self.dtype.itemsize < IN_MEMORY_BYTES
+        pixels_read = len(self.bands) * self.width * self.height
+        masks_read = pixels_read * downsample * downsample if self.masked else 0  # full-resolution bytes
+        in_memory = pixels_read * self.dtype.itemsize + masks_read < IN_MEMORY_BYTES
         self.description = {"path": path, "crs": crs_text, "bands": self.bands, "dtype": self.dtype.name,
                             "width": ds.width, "height": ds.height, "downsample": downsample,
                             "bounds": [west, south, east, north],
