@@ -2,7 +2,7 @@
 
 Each case runs in a child process (``python speed_bench.py CASE``) so its peak memory is its own.
 Band-limited: the whole raster through ``embedding_raster`` (3 PCA bands, GeoTIFF written). Dense: a
-64 x 64 block of the same grid (positions, encoder, PCA; no GeoTIFF write, which flatters dense),
+256 x 256 block (one window) of the same grid (positions, encoder, PCA; no GeoTIFF write, which flatters dense),
 extrapolated to the whole raster.
 """
 
@@ -22,7 +22,7 @@ CASES = {
     "country": ("Belgium, EPSG:3035, 100 m", "EPSG:3035", (3770000, 2950000, 4070000, 3200000), 100.0),
     "city": ("Paris, EPSG:32631, 10 m", "EPSG:32631", (442000, 5401000, 462000, 5421000), 10.0),
 }
-SAMPLE = 64  # dense block side, pixels
+SAMPLE = 256  # dense block side, pixels: one whole window, embedded in batches of 8,192 as a dense raster is
 AUTO_CROP = 256  # band-limited runs on at most this many pixels a side where it would be dense anyway
 GEMMS = [(8192, 512, 1024), (8192, 1024, 1024), (8192, 1024, 1024), (8192, 1024, 512)]  # one GeoCLIP branch
 FLOPS_PER_POINT = 3 * sum(2 * k * n for _, k, n in GEMMS)  # three branches
@@ -89,9 +89,9 @@ def report() -> str:
     lines = ["Command: `.venv/bin/python benchmarks/run.py --only speed`. Band-limited (`--evaluation auto`, "
              "tolerance 1e-3): the whole raster through `embedding_raster --dims 3`, GeoTIFF written, timed "
              "after the model is loaded (where the start stride is 1, i.e. auto is dense, a 256 x 256 crop). "
-             "Dense: a 64 x 64 block at the raster centre (positions, encoder, PCA, no GeoTIFF write) timed in "
-             "the same process and extrapolated to the whole raster. Peak memory: the child process's maximum "
-             "RSS. GEMM: float32 `torch.matmul` of GeoCLIP's layer shapes (8192 x 512 x 1024, "
+             "Dense: a 256 x 256 block (one window) at the raster centre (positions, encoder, PCA, no GeoTIFF "
+             "write) timed in the same process and extrapolated to the whole raster. Peak memory: the child "
+             "process's maximum RSS. GEMM: float32 `torch.matmul` of GeoCLIP's layer shapes (8192 x 512 x 1024, "
              "2 x 8192 x 1024 x 1024, 8192 x 1024 x 512) in the same process.", "",
              "| raster | pixels | dense px/s | dense time (extrapolated) | auto px/s | auto time | speed-up | "
              "windows by stride | verified max error | max 1-cos / rel. L2 | peak MiB | GEMM GFLOP/s | "

@@ -127,9 +127,9 @@ class RasterOutput:
 
 def _render(grid: RasterGrid, outputs: list[tuple[AtomicGeoTIFF, Finisher]], evaluate: Evaluator,
             tracker: _PixelProgress) -> int:
-    """Fill every output window by window with its ``finish(evaluate(...), lon, lat)`` of the valid pixels. A
-    writer thread compresses and writes window k (GDAL releases the GIL) while window k + 1 is computed; at most
-    one window waits to be written, and a failed write stops the loop.
+    """Fill every output window by window with its ``finish(evaluate(...), lon, lat)`` of the valid pixels. While
+    window k is computed, one helper thread writes window k - 1 (GDAL compresses without the GIL) and another
+    transforms the pixel centres of window k + 1 (PROJ too); a failed write stops the loop.
 
     Returns the valid pixel count.
     """
@@ -139,9 +139,14 @@ def _render(grid: RasterGrid, outputs: list[tuple[AtomicGeoTIFF, Finisher]], eva
 
     valid_pixels = 0
     pending: Future | None = None
-    with ThreadPoolExecutor(1, thread_name_prefix="geotiff-writer") as writer:
-        for window in grid.windows():
-            lon, lat, valid = grid.lonlat(window)
+    windows = list(grid.windows())
+    with ThreadPoolExecutor(1, thread_name_prefix="geotiff-writer") as writer, \
+            ThreadPoolExecutor(1, thread_name_prefix="pixel-centres") as centres:
+        upcoming = centres.submit(grid.lonlat, windows[0]) if windows else None
+        for k, window in enumerate(windows):
+            lon, lat, valid = upcoming.result()
+            if k + 1 < len(windows):
+                upcoming = centres.submit(grid.lonlat, windows[k + 1])
             tracker.start_window(valid.size)
             features = evaluate(window, lon, lat, valid) if valid.any() else None
             blocks = []
