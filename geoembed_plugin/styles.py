@@ -125,11 +125,10 @@ def write_value_style(output, low, high, units=""):
         return None
     ramp = QgsColorRampShader(low, high)
     ramp.setColorRampType(QgsColorRampShader.Interpolated)
-    stops = VIRIDIS
-    values = [low + (high - low) * i / (len(stops) - 1) for i in range(len(stops))]
+    values = [low + (high - low) * i / (len(VIRIDIS) - 1) for i in range(len(VIRIDIS))]
     suffix = f" {units}" if units else ""
     ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(value, QColor(color), f"{value:.4g}{suffix}")
-                               for value, color in zip(values, stops)])
+                               for value, color in zip(values, VIRIDIS)])
     legend = QgsColorRampLegendNodeSettings()
     legend.setSuffix(suffix)  # the continuous legend's minimum and maximum labels
     ramp.setLegendSettings(legend)

@@ -194,8 +194,9 @@ def render_raster(embedder: LocationEmbedder, grid: RasterGrid, outputs: list[Ra
     with ExitStack() as stack:
         files = [stack.enter_context(AtomicGeoTIFF(o.path, grid, o.names, o.dtype, o.tags)) for o in outputs]
         valid = _render(grid, [(f, o.finish) for f, o in zip(files, outputs)], evaluate, tracker)
+        tags = report()
         for f in files:
-            f.update_tags(report())
+            f.update_tags(tags)
     return valid
 
 
