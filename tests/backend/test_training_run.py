@@ -211,6 +211,12 @@ def test_bad_input_is_explained(tmp_path, world):
     proc = train(bad, home)
     assert proc.returncode == 2 and "data.sample" in error_of(proc)["message"]
 
+    photos = tmp_path / "photos.json"  # downsampling averages raster pixels; photos are resized instead
+    photos.write_text(json.dumps({"data": {"photos": str(tmp_path), "downsample": 2}}))
+    proc = train(photos, home)
+    assert proc.returncode == 2 and "data.downsample applies to rasters only" in error_of(proc)["message"]
+    assert not (tmp_path / "photos-run" / "checkpoint.pt").exists()
+
     missing = write_config(tmp_path, world, data={"rasters": [str(tmp_path / "nowhere.tif")]})
     proc = train(missing, home)
     assert proc.returncode == 2 and error_of(proc)["parameter"] == "RASTERS"
