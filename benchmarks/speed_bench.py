@@ -48,7 +48,7 @@ def measure(case: str) -> dict:
     from pyproj import CRS
     from rasterio.windows import Window
 
-    from geoembed.bandlimited import start_stride
+    from geoembed.bandlimited import cos_and_relative, deviation, start_stride
     from geoembed.embedder import LocationEmbedder
     from geoembed.grid import RasterGrid
     from geoembed.rasters import embedding_raster
@@ -62,8 +62,17 @@ def measure(case: str) -> dict:
 
     start = time.perf_counter()
     lon, lat, valid = grid.lonlat(Window(grid.width // 2, grid.height // 2, SAMPLE, SAMPLE))
-    embedder.pca.project(embedder.embed(lon[valid], lat[valid]), 3)
+    exact = embedder.embed(lon[valid], lat[valid])
+    embedder.pca.project(exact, 3)
     dense_rate = valid.size / (time.perf_counter() - start)
+    embedder.embed(lon[valid][:8192], lat[valid][:8192], fast=True)  # bfloat16 weights cast once
+    start = time.perf_counter()
+    fast = embedder.embed(lon[valid], lat[valid], fast=True)
+    embedder.pca.project(fast, 3)
+    fast_rate = valid.size / (time.perf_counter() - start)
+    fast_error = float(deviation(*cos_and_relative(fast[:8192], exact[:8192])).max()) \
+        if embedder.fast_available else None  # on one batch: float64 copies of the whole block would set the peak
+    del exact, fast
 
     stride = start_stride(grid, embedder.resolution_km, 1e-3)
     crop = grid if stride > 1 else RasterGrid.create(
@@ -76,7 +85,8 @@ def measure(case: str) -> dict:
         with rasterio.open(out) as ds:
             tags = ds.tags()
     return {"pixels": pixels, "auto_pixels": crop.width * crop.height, "auto_seconds": auto_seconds,
-            "dense_rate": dense_rate, "report": json.loads(tags["geoembed_evaluation"]),
+            "dense_rate": dense_rate, "fast_rate": fast_rate, "fast_error": fast_error,
+            "report": json.loads(tags["geoembed_evaluation"]),
             "error": float(tags["geoembed_verified_max_error"]), "gemm_gflops": gemm_gflops(),
             "dense_gflops": dense_rate * FLOPS_PER_POINT / 1e9}
 
@@ -87,27 +97,32 @@ def report() -> str:
         _, rss, proc = run_measured([sys.executable, __file__, case])
         rows.append((label, json.loads(proc.stdout.strip().splitlines()[-1]), rss))
     lines = ["Command: `.venv/bin/python benchmarks/run.py --only speed`. Band-limited (`--evaluation auto`, "
-             "tolerance 1e-3): the whole raster through `embedding_raster --dims 3`, GeoTIFF written, timed "
-             "after the model is loaded (where the start stride is 1, i.e. auto is dense, a 256 x 256 crop). "
+             "tolerance 1e-3): the whole raster through `embedding_raster --dims 3`, GeoTIFF written, lattice nodes in "
+             "bfloat16 where the CPU has AMX (verified against float32 samples like the rest), timed after the model "
+             "is loaded (where the start stride is 1, i.e. auto is dense, a 256 x 256 crop). "
              "Dense: a 256 x 256 block (one window) at the raster centre (positions, encoder, PCA, no GeoTIFF "
              "write) timed in the same process and extrapolated to the whole raster. Peak memory: the child "
              "process's maximum RSS. GEMM: float32 `torch.matmul` of GeoCLIP's layer shapes (8192 x 512 x 1024, "
-             "2 x 8192 x 1024 x 1024, 8192 x 1024 x 512) in the same process.", "",
+             "2 x 8192 x 1024 x 1024, 8192 x 1024 x 512) in the same process. Dense bfloat16: the same block through "
+             "`embed(fast=True)`, its max error in cosine terms against float32 on the first 8,192 pixels (dense "
+             "output stays float32).", "",
              "| raster | pixels | dense px/s | dense time (extrapolated) | auto px/s | auto time | speed-up | "
              "windows by stride | verified max error | max 1-cos / rel. L2 | peak MiB | GEMM GFLOP/s | "
-             "dense GFLOP/s (ratio) |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "dense GFLOP/s (ratio) | dense bfloat16 px/s (max error) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for label, m, rss in rows:
         auto_rate = m["auto_pixels"] / m["auto_seconds"]
         report = m["report"]
         crop = "" if m["auto_pixels"] == m["pixels"] else f" ({m['auto_pixels']:,} px crop)"
-        strides = ", ".join(f"{s}: {n}" for s, n in report.get("windows_by_stride", {}).items())
+        strides = ", ".join(f"{s}: {n}" for s, n in report.get("windows_by_stride", {}).items()) + (
+            f" ({report['lattice_precision']} lattice)" if "lattice_precision" in report else "")
         lines.append(
             f"| {label} | {m['pixels']:,} | {m['dense_rate']:,.0f} | {m['pixels'] / m['dense_rate']:,.0f} s | "
             f"{auto_rate:,.0f}{crop} | {m['pixels'] / auto_rate:,.0f} s | {auto_rate / m['dense_rate']:,.1f}x | "
             f"{strides} | {m['error']:.2g} | {report.get('max_1_minus_cos', 0):.1g} / "
             f"{report.get('max_relative_l2', 0):.2g} | {rss:,.0f} | {m['gemm_gflops']:.0f} | "
-            f"{m['dense_gflops']:.0f} ({m['gemm_gflops'] / m['dense_gflops']:.1f}x below GEMM) |")
+            f"{m['dense_gflops']:.0f} ({m['gemm_gflops'] / m['dense_gflops']:.1f}x below GEMM) | " +
+            (f"{m['fast_rate']:,.0f} ({m['fast_error']:.1g}) |" if m["fast_error"] is not None else "no AMX |"))
     return "\n".join(lines)
 
 

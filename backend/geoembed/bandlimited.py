@@ -6,6 +6,10 @@ wavelength it resolves). When pixels are far finer, we embed only the pixels on 
 seams), interpolate with Catmull-Rom bicubic weights in pixel-index space, and verify every window
 against the exact embeddings of random pixels; a window whose worst deviation exceeds the tolerance
 is refined (stride halved) down to dense evaluation.
+
+Lattice nodes may come from a faster, less precise evaluation (``embed_fast``: bfloat16 matrix products); the
+exact samples never do, so the verified error covers it. Nodes are taken from it only while, at every window's
+exact samples, it alone stays within a quarter of the tolerance.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ DEFAULT_TOLERANCE = 1e-3
 NODES_PER_WAVELENGTH = 10.0
 SAMPLES = 64  # exactly evaluated pixels per window
 MAX_CACHED_NODES = 50_000  # about 100 MB of 512-d float32 embeddings
+PREFETCH_NODES = 8192  # nodes embedded in one call where the windows to the right need them
 
 Embed = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Linear = Callable[[np.ndarray], np.ndarray]
@@ -76,12 +81,17 @@ class BandLimited:
     """``__call__(window, lon, lat, valid)`` -> ``linear(embedding)`` of the valid pixels, (n_valid, K).
 
     ``embed`` maps (lon, lat) to raw embeddings (verified); ``linear`` is an affine map of them
-    (identity or a PCA projection), which commutes with interpolation.
+    (identity or a PCA projection), which commutes with interpolation; ``embed_fast``, if given, is an
+    approximation of ``embed`` tried for the lattice nodes.
     """
 
     def __init__(self, grid: RasterGrid, embed: Embed, linear: Linear, resolution_km: float,
-                 tolerance: float = DEFAULT_TOLERANCE, samples: int = SAMPLES):
+                 tolerance: float = DEFAULT_TOLERANCE, samples: int = SAMPLES, embed_fast: Embed | None = None):
         self.grid, self.embed, self.linear = grid, embed, linear
+        self.embed_nodes = embed_fast or embed
+        self.fast_nodes = embed_fast is not None
+        self.fast_max_error = 0.0  # of embed_fast at the exact samples
+        self.lattice_precision = "bfloat16" if self.fast_nodes else "float32"
         self.tolerance, self.samples = tolerance, samples
         self.stride = start_stride(grid, resolution_km, tolerance)
         self.nodes: dict[tuple[int, int], np.ndarray] = {}  # (row, col) pixel index -> raw embedding
@@ -89,15 +99,13 @@ class BandLimited:
         self.max_error = self.max_cos = self.max_rel = 0.0
         self.verified = 0
         self._row = -1
+        self._samples_ahead: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __call__(self, window: Window, lon: np.ndarray, lat: np.ndarray, valid: np.ndarray) -> np.ndarray:
         stride = self.stride if valid.all() else 1
         if stride > 1:
             self._evict(window.row_off)
-            rng = np.random.default_rng([window.row_off, window.col_off])
-            pick = rng.choice(valid.size, size=min(self.samples, valid.size), replace=False)
-            rows, cols = np.unravel_index(pick, valid.shape)
-            exact = self.embed(lon[rows, cols], lat[rows, cols])
+            rows, cols, exact = self._exact_samples(window)
         while stride > 1:
             lattice = self._lattice(window, stride)
             if lattice is None:
@@ -114,10 +122,61 @@ class BandLimited:
         self.windows[1] = self.windows.get(1, 0) + 1
         return self.linear(self.embed(lon[valid], lat[valid]))
 
+    def _exact_samples(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows and columns (within ``window``) of its random verification pixels, and their exact embeddings.
+
+        Drawn with those of the windows to its right, in one call: a call of 64 points reads all the weights, as
+        one of 1,000 does.
+        """
+        key = (window.row_off, window.col_off)
+        if key not in self._samples_ahead:
+            self._samples_ahead.clear()
+            ahead = [Window(col, window.row_off, min(BLOCK, self.grid.width - col), window.height)
+                     for col in range(window.col_off, self.grid.width, BLOCK)][:max(1, PREFETCH_NODES // self.samples)]
+            picks = [self._pick(w) for w in ahead]
+            x = np.concatenate([self.grid.xmin + (w.col_off + cols + 0.5) * self.grid.pixel_size
+                                for w, (_, cols) in zip(ahead, picks)])
+            y = np.concatenate([self.grid.ymax - (w.row_off + rows + 0.5) * self.grid.pixel_size
+                                for w, (rows, _) in zip(ahead, picks)])
+            lon, lat, ok = to_lonlat(self.grid.crs, x, y)
+            bounds = np.cumsum([0] + [len(rows) for rows, _ in picks])
+            usable = [i for i in range(len(ahead)) if ok[bounds[i]:bounds[i + 1]].all()]  # this window's always is
+            take = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in usable])
+            exact = self.embed(lon[take], lat[take])
+            if self.fast_nodes:
+                self._check_fast(lon[take], lat[take], exact)
+            for i, part in zip(usable, np.split(exact, np.cumsum([bounds[i + 1] - bounds[i] for i in usable])[:-1])):
+                self._samples_ahead[(ahead[i].row_off, ahead[i].col_off)] = (*picks[i], part)
+        return self._samples_ahead.pop(key)
+
+    def _pick(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of ``window``'s verification pixels (the same for every run)."""
+        rng = np.random.default_rng([window.row_off, window.col_off])
+        pick = rng.choice(window.width * window.height, size=min(self.samples, window.width * window.height),
+                          replace=False)
+        return np.unravel_index(pick, (window.height, window.width))
+
     def _lattice(self, window: Window, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Node pixel rows, cols and raw embeddings (rows, cols, D) covering ``window``; None if not smooth there."""
-        node_rows = stride * np.arange(window.row_off // stride - 1, (window.row_off + window.height - 1) // stride + 3)
-        node_cols = stride * np.arange(window.col_off // stride - 1, (window.col_off + window.width - 1) // stride + 3)
+        node_rows = _span(window.row_off, window.height, stride)
+        node_cols = _span(window.col_off, window.width, stride)
+        here = self._positions(node_rows, node_cols)
+        if here is None:
+            return None
+        if any(key not in self.nodes for key in here[0]):
+            # Small batches run at half the rate: embed the missing nodes of the windows to the right as well.
+            width = max(window.width, PREFETCH_NODES // len(node_rows) * stride)
+            ahead = self._positions(node_rows, _span(window.col_off, min(width, self.grid.width - window.col_off),
+                                                     stride))
+            keys, lon, lat = ahead or here
+            missing = [i for i, key in enumerate(keys) if key not in self.nodes]
+            self.nodes.update(zip((keys[i] for i in missing), self.embed_nodes(lon[missing], lat[missing])))
+        raw = np.stack([self.nodes[key] for key in here[0]]).reshape(len(node_rows), len(node_cols), -1)
+        return node_rows, node_cols, raw
+
+    def _positions(self, node_rows: np.ndarray, node_cols: np.ndarray
+                   ) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray] | None:
+        """(row, col) keys and lon, lat of the nodes, row-major; None where the encoder is not smooth across them."""
         r, c = np.meshgrid(node_rows, node_cols, indexing="ij")
         x = self.grid.xmin + (c + 0.5) * self.grid.pixel_size
         y = self.grid.ymax - (r + 0.5) * self.grid.pixel_size
@@ -126,13 +185,16 @@ class BandLimited:
         if not ok.all() or max(np.abs(np.diff(lon, axis=0)).max(initial=0),
                                np.abs(np.diff(lon, axis=1)).max(initial=0)) > 90.0:
             return None
-        keys = list(zip(r.ravel().tolist(), c.ravel().tolist()))
-        missing = [i for i, key in enumerate(keys) if key not in self.nodes]
-        if missing:
-            values = self.embed(lon.ravel()[missing], lat.ravel()[missing])
-            self.nodes.update(zip((keys[i] for i in missing), values))
-        raw = np.stack([self.nodes[key] for key in keys]).reshape(*r.shape, -1)
-        return node_rows, node_cols, raw
+        return list(zip(r.ravel().tolist(), c.ravel().tolist())), lon.ravel(), lat.ravel()
+
+    def _check_fast(self, lon: np.ndarray, lat: np.ndarray, exact: np.ndarray) -> None:
+        """Stop taking nodes from ``embed_fast`` (and forget those it gave) once it errs by over tolerance / 4."""
+        error = float(deviation(*cos_and_relative(self.embed_nodes(lon, lat), exact)).max())
+        self.fast_max_error = max(self.fast_max_error, error)
+        if error > self.tolerance / 4:
+            self.embed_nodes, self.fast_nodes = self.embed, False
+            self.lattice_precision += " then float32"
+            self.nodes.clear()
 
     def _evict(self, row_off: int) -> None:
         """Forget nodes above the rows still to come (windows run row by row); bound the cache."""
@@ -156,8 +218,15 @@ class BandLimited:
                     "mode": "auto", "tolerance": self.tolerance, "start_stride": self.stride,
                     "windows_by_stride": {str(s): n for s, n in sorted(self.windows.items(), reverse=True)},
                     "verified_pixels": self.verified, "max_1_minus_cos": self.max_cos, "max_relative_l2": self.max_rel,
+                    **({"lattice_precision": self.lattice_precision} if any(s > 1 for s in self.windows) else {}),
+                    **({"bfloat16_max_error": self.fast_max_error} if self.fast_max_error else {}),
                 }, sort_keys=True),
                 "geoembed_verified_max_error": f"{self.max_error:.3g}"}
+
+
+def _span(offset: int, size: int, stride: int) -> np.ndarray:
+    """Pixel indices of the nodes (multiples of ``stride``) that interpolate pixels offset .. offset + size - 1."""
+    return stride * np.arange(offset // stride - 1, (offset + size - 1) // stride + 3)
 
 
 def _weights(positions: np.ndarray, first_node: int, count: int, stride: int) -> np.ndarray:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from .models import registry
 from .pca import PCABasis
@@ -16,7 +18,9 @@ from .store import CARD, PCA, WEIGHTS, ModelStore, sha256_file
 class LocationEmbedder:
     """A model from the store, ready to embed positions.
 
-    ``embed(lon, lat)`` takes float64 degrees and returns float32 (N, D) embeddings.
+    ``embed(lon, lat)`` takes float64 degrees and returns float32 (N, D) embeddings. ``embed(..., fast=True)``
+    evaluates the matrix products in bfloat16 where the CPU has matrix units for it (``fast_available``): about 5x
+    faster for GeoCLIP, with embeddings about 1e-4 off in cosine terms, for callers that verify what they get.
     """
 
     def __init__(self, model_id: str, store: ModelStore | None = None, device: str = "cpu",
@@ -33,6 +37,7 @@ class LocationEmbedder:
         self.dim: int = int(self.card["dimension"])
         self.batch_size = batch_size
         self._pca: PCABasis | None = None
+        self._fast: nn.Module | None = None
 
     @property
     def weights_sha256(self) -> str:
@@ -55,21 +60,49 @@ class LocationEmbedder:
             self._pca = PCABasis.load(path)
         return self._pca
 
+    @property
+    def fast_available(self) -> bool:
+        """Whether ``embed(..., fast=True)`` is faster here: on a CPU with AMX tiles (bfloat16 matrix products ran
+        8x float32's rate on one); elsewhere it would be slower, and is plain float32."""
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return self.device.type == "cpu" and bool(amx and amx())
+
     @torch.inference_mode()
     def embed(self, lon: np.ndarray, lat: np.ndarray,
-              on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
+              on_batch: Callable[[int, int], None] | None = None, fast: bool = False) -> np.ndarray:
         """``on_batch(done, total)`` is called before every batch and once at the end (e.g. to report progress
         or to stop on a cancel request)."""
+        fast = fast and self.fast_available
+        model = self._bfloat16_model() if fast else self.model
         lonlat = np.stack([np.asarray(lon, np.float64).ravel(), np.asarray(lat, np.float64).ravel()], axis=1)
         out = np.empty((len(lonlat), self.dim), dtype=np.float32)
         for start in range(0, len(lonlat), self.batch_size):
             if on_batch:
                 on_batch(start, len(lonlat))
             chunk = torch.from_numpy(lonlat[start:start + self.batch_size]).to(self.device)
-            out[start:start + len(chunk)] = self.model(chunk).float().cpu().numpy()
+            rows = len(chunk)
+            if fast:  # oneDNN builds a kernel for every new row count (~6 ms each): use a few sizes only
+                chunk = torch.cat((chunk, chunk[:1].expand(_bucket(rows) - rows, 2)))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=fast):
+                out[start:start + rows] = model(chunk)[:rows].float().cpu().numpy()
         if on_batch:
             on_batch(len(lonlat), len(lonlat))
         return out
+
+    def _bfloat16_model(self) -> nn.Module:
+        """The model with its linear layers' weights in bfloat16, cast once (autocast would cast them every call);
+        positional encodings keep their own precision."""
+        if self._fast is None:
+            self._fast = copy.deepcopy(self.model)
+            for module in self._fast.modules():
+                if isinstance(module, nn.Linear):
+                    module.to(torch.bfloat16)
+        return self._fast
+
+
+def _bucket(rows: int) -> int:
+    """``rows`` rounded up to a power of two up to 256, then to a multiple of 256."""
+    return 1 << max(rows - 1, 0).bit_length() if rows <= 256 else -(-rows // 256) * 256
 
 
 _LOADED: dict[tuple[str, str], tuple[tuple, LocationEmbedder]] = {}

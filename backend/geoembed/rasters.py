@@ -69,7 +69,7 @@ Evaluator = Callable[[Window, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def _evaluator(embedder: LocationEmbedder, grid: RasterGrid, embed: Callable, linear: Callable, evaluation: str,
-               tolerance: float) -> tuple[Evaluator, Callable[[], dict[str, str]]]:
+               tolerance: float, embed_fast: Callable | None) -> tuple[Evaluator, Callable[[], dict[str, str]]]:
     """``evaluate(window, lon, lat, valid)`` -> ``linear(embedding)`` of the valid pixels, and its metadata tags."""
     if evaluation not in ("auto", "dense"):
         raise InputError("EVALUATION", f"unknown evaluation {evaluation!r}; use auto or dense")
@@ -77,7 +77,7 @@ def _evaluator(embedder: LocationEmbedder, grid: RasterGrid, embed: Callable, li
         raise InputError("TOLERANCE", f"the tolerance must be a positive number, got {tolerance}")
     resolution = embedder.resolution_km if evaluation == "auto" else None
     if resolution:
-        limited = BandLimited(grid, embed, linear, resolution, tolerance)
+        limited = BandLimited(grid, embed, linear, resolution, tolerance, embed_fast=embed_fast)
         return limited, limited.tags
     report = {"mode": "dense", **({"reason": "the model states no resolution_km"} if evaluation == "auto" else {})}
 
@@ -165,15 +165,16 @@ def _render(grid: RasterGrid, outputs: list[tuple[AtomicGeoTIFF, Finisher]], eva
     return valid_pixels
 
 
-def _embed_checked(embedder: LocationEmbedder, progress: Progress,
-                   tracker: _PixelProgress) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Embed in batches, checking for cancellation and reporting progress between them."""
+def _embed_checked(embedder: LocationEmbedder, progress: Progress, tracker: _PixelProgress,
+                   fast: bool = False) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Embed in batches (``fast``: see ``LocationEmbedder.embed``), checking for cancellation and reporting
+    progress between them."""
     def between_batches(done: int, total: int) -> None:
         progress.check()
         if done and total > embedder.batch_size:
             tracker.within_window(done / total)
 
-    return lambda lon, lat: embedder.embed(lon, lat, between_batches)
+    return lambda lon, lat: embedder.embed(lon, lat, between_batches, fast)
 
 
 def _linear(embedder: LocationEmbedder, dims: int | None) -> Callable[[np.ndarray], np.ndarray]:
@@ -189,8 +190,9 @@ def render_raster(embedder: LocationEmbedder, grid: RasterGrid, outputs: list[Ra
     by window, in one pass, then add the evaluation report to their tags. They appear together, or none does.
     Returns the valid pixel count."""
     tracker = _PixelProgress(progress, grid.width * grid.height)
+    fast = _embed_checked(embedder, progress, tracker, fast=True) if embedder.fast_available else None
     evaluate, report = _evaluator(embedder, grid, _embed_checked(embedder, progress, tracker), linear, evaluation,
-                                  tolerance)
+                                  tolerance, fast)
     with ExitStack() as stack:
         files = [stack.enter_context(AtomicGeoTIFF(o.path, grid, o.names, o.dtype, o.tags)) for o in outputs]
         valid = _render(grid, [(f, o.finish) for f, o in zip(files, outputs)], evaluate, tracker)

@@ -11,7 +11,7 @@ from pyproj import CRS
 from rasterio.windows import Window
 
 from geoembed import bandlimited
-from geoembed.bandlimited import cos_and_relative, deviation
+from geoembed.bandlimited import BandLimited, cos_and_relative, deviation
 from geoembed.cli import main
 from geoembed.grid import RasterGrid
 from geoembed.rasters import embedding_raster, similarity_raster
@@ -83,6 +83,33 @@ def test_coarse_start_is_refined_until_verified(embedder, city, tmp_path, monkey
     rows, cols = np.arange(0, 299, 23), np.arange(7, 300, 23)
     expected = embedder.pca.project(exact(embedder, city, rows, cols), 3)
     assert np.abs(data[:, rows, cols].T - expected).max() <= 0.05 * np.abs(expected).max()
+
+
+def test_fast_lattice_is_reported(embedder, city_raster):
+    report = json.loads(city_raster[1]["geoembed_evaluation"])
+    if embedder.fast_available:
+        assert report["lattice_precision"] == "bfloat16" and 0 < report["bfloat16_max_error"] <= TOL / 4
+    else:
+        assert report["lattice_precision"] == "float32" and "bfloat16_max_error" not in report
+
+
+def test_poor_fast_nodes_are_abandoned(embedder, city):
+    """A fast evaluation off by more than tolerance / 4 at the exact samples is dropped for the exact one."""
+    rng = np.random.default_rng(5)
+
+    def poor(lon, lat):
+        e = embedder.embed(lon, lat)
+        return e + 0.05 * np.linalg.norm(e, axis=1, keepdims=True) * rng.standard_normal(e.shape) / np.sqrt(e.shape[1])
+
+    limited = BandLimited(city, embedder.embed, lambda e: e, embedder.resolution_km, TOL, embed_fast=poor)
+    window = Window(0, 0, 256, 256)
+    lon, lat, valid = city.lonlat(window)
+    out = limited(window, lon, lat, valid).reshape(256, 256, -1)
+    report = json.loads(limited.tags()["geoembed_evaluation"])
+    assert report["lattice_precision"] == "bfloat16 then float32" and report["bfloat16_max_error"] > TOL / 4
+    assert report["windows_by_stride"] == {str(limited.stride): 1}
+    rows, cols = np.arange(0, 255, 17), np.arange(5, 256, 17)
+    assert deviation(*cos_and_relative(out[rows, cols], embedder.embed(lon[rows, cols], lat[rows, cols]))).max() <= TOL
 
 
 def test_tight_tolerance_refines_to_dense(embedder, tmp_path, monkeypatch):
