@@ -17,6 +17,8 @@ J. Geodesy 76:279), which neither overflow nor lose accuracy up to high degree:
     a_lm = sqrt((4l^2-1)/(l^2-m^2)),  b_lm = sqrt(((l-1)^2-m^2)/(4(l-1)^2-1)).
 
 cos(theta) = sin(lat) and sin(theta) = cos(lat) >= 0 are taken exactly in degrees, so the poles need no clamping.
+For a fixed order m the recurrence in l is linear, so it runs on the features themselves (P_l^m cos(m phi) and
+P_l^m sin(m phi)): no separate pass multiplies Legendre values by the longitude terms.
 
 Convention ``satclip`` reproduces SatCLIP (Klemmer et al. 2025, code by Russwurm et al. 2024): theta = lat + 90,
 phi = lon + 180 and the m = 0 terms multiplied by pi (its generator writes sqrt((2l+1)/4*pi)). Here that is
@@ -53,11 +55,11 @@ class SphericalHarmonics(Encoding):
         self.convention = convention
         self.dim = degrees * degrees
         self.chunk = min(MAX_CHUNK, max(MIN_CHUNK, CHUNK_BYTES // (8 * degrees)))
-        # Recurrence coefficients for degree deg, orders m = 0..deg-2, as (deg-1, 1) columns.
+        # Recurrence coefficients for degree deg, orders m = -(deg-2)..deg-2 (rows of the output block), as columns.
         self._a: list[torch.Tensor] = []
         self._ab: list[torch.Tensor] = []
         for deg in range(2, degrees):
-            m2 = torch.arange(deg - 1, dtype=torch.float64) ** 2
+            m2 = torch.arange(2 - deg, deg - 1, dtype=torch.float64) ** 2
             a = torch.sqrt((4.0 * deg * deg - 1.0) / (deg * deg - m2))
             b = torch.sqrt(((deg - 1.0) ** 2 - m2) / (4.0 * (deg - 1.0) ** 2 - 1.0))
             self._a.append(a[:, None])
@@ -105,30 +107,47 @@ class SphericalHarmonics(Encoding):
         return self.forward(torch.stack((lon, lat), dim=1))
 
     def _features(self, lonlat: torch.Tensor, y: torch.Tensor) -> None:
-        """The features of n points into the (L^2, n) block ``y`` (any float dtype; computed in float64)."""
+        """The features of n points into the (L^2, n) block ``y`` (any float dtype; computed in float64).
+
+        For each order m the recurrence in l is linear, so it runs on the features themselves, P_l^m cos(m phi)
+        and P_l^m sin(m phi): degree l's rows m = -(l-2)..l-2 come from degree l-1's and l-2's rows in one
+        operation each, and only m = +-l and +-(l-1) are formed from the sectoral P_l^l.
+        """
         L, n, dev = self.degrees, lonlat.shape[0], lonlat.device
         x, u = sincos_deg(lonlat[:, 1])  # cos(theta), sin(theta)
         x = x * self._x_sign
-        p_prev2 = None
-        p_prev = torch.full((1, n), 1.0 / math.sqrt(4.0 * math.pi), dtype=torch.float64, device=dev)
-        y[0] = p_prev[0] * self._m0_scale
-        if L == 1:
-            return
-        phase = self._m.to(dev) * torch.deg2rad(lonlat[:, 0])[None, :]
-        scale = self._cs_scale.to(dev)
-        cos_m = torch.cos(phase).mul_(scale)  # rows m = 1..L-1
-        sin_m_reversed = torch.sin(phase).mul_(scale).flip(0)  # rows m = L-1..1
+        direct = y.dtype == torch.float64
+        if direct:
+            def block(deg: int) -> torch.Tensor:
+                return y[deg * deg:(deg + 1) * (deg + 1)]
+        else:  # three float64 blocks in turn, each copied into y once complete
+            rotating = torch.empty((3, 2 * L - 1, n), dtype=torch.float64, device=dev)
+
+            def block(deg: int) -> torch.Tensor:
+                return rotating[deg % 3, :2 * deg + 1]
+        p_mm = torch.full((n,), 1.0 / math.sqrt(4.0 * math.pi), dtype=torch.float64, device=dev)  # P_l^l
+        block(0)[0] = p_mm * self._m0_scale
+        if not direct:
+            y[0] = block(0)[0]
+        p_sub = torch.empty_like(p_mm)  # P_l^(l-1)
+        if L > 1:
+            phase = self._m.to(dev) * torch.deg2rad(lonlat[:, 0])[None, :]
+            scale = self._cs_scale.to(dev)
+            cos_m = torch.cos(phase).mul_(scale)  # rows m = 1..L-1
+            sin_m = torch.sin(phase).mul_(scale)
         for deg in range(1, L):
-            p = torch.empty((deg + 1, n), dtype=torch.float64, device=dev)
+            out = block(deg)  # rows m = -deg..deg
+            torch.mul(p_mm, x, out=p_sub).mul_(math.sqrt(2.0 * deg + 1.0))
+            p_mm.mul_(u).mul_(math.sqrt((2.0 * deg + 1.0) / (2.0 * deg)))
             if deg >= 2:
-                body = p[:deg - 1]
-                torch.mul(p_prev[:deg - 1], x, out=body)
-                body.mul_(self._a[deg - 2].to(dev))
-                body.addcmul_(p_prev2[:deg - 1], self._ab[deg - 2].to(dev), value=-1.0)
-            torch.mul(p_prev[deg - 1], x, out=p[deg - 1]).mul_(math.sqrt(2.0 * deg + 1.0))
-            torch.mul(p_prev[deg - 1], u, out=p[deg]).mul_(math.sqrt((2.0 * deg + 1.0) / (2.0 * deg)))
-            centre = deg * deg + deg
-            torch.mul(p[0], self._m0_scale, out=y[centre])
-            torch.mul(p[1:], cos_m[:deg], out=y[centre + 1:centre + deg + 1])
-            torch.mul(p[1:].flip(0), sin_m_reversed[L - 1 - deg:], out=y[deg * deg:centre])
-            p_prev2, p_prev = p_prev, p
+                body = out[2:2 * deg - 1]
+                torch.mul(block(deg - 1)[1:-1], x, out=body).mul_(self._a[deg - 2].to(dev))
+                body.addcmul_(block(deg - 2), self._ab[deg - 2].to(dev), value=-1.0)
+                torch.mul(p_sub, cos_m[deg - 2], out=out[2 * deg - 1])
+                torch.mul(p_sub, sin_m[deg - 2], out=out[1])
+            else:
+                torch.mul(p_sub, self._m0_scale, out=out[1])
+            torch.mul(p_mm, cos_m[deg - 1], out=out[2 * deg])
+            torch.mul(p_mm, sin_m[deg - 1], out=out[0])
+            if not direct:
+                y[deg * deg:(deg + 1) * (deg + 1)] = out
