@@ -191,6 +191,16 @@ def test_other_objectives_train(tmp_path, world, loss):
         assert queue == {}
 
 
+@pytest.mark.parametrize("precision", ["auto", "bfloat16"])
+def test_precision_on_the_cpu(tmp_path, world, precision):
+    """auto is float32 on a CPU; bfloat16 asks for autocast there too (fast on CPUs with AMX)."""
+    config = write_config(tmp_path, world, precision=precision, schedule={"batch_size": 64, "steps": 3})
+    result_of(train(config, tmp_path / "home"))
+    training = ModelStore(tmp_path / "home").card("tiny")["training"]
+    assert training["precision"] == ("float32" if precision == "auto" else "bfloat16 autocast")
+    assert np.isfinite(json.loads((tmp_path / "tiny-run" / "metrics.json").read_text())["loss_curve"]["loss"]).all()
+
+
 def test_two_processes_with_torchrun(tmp_path, world):
     config = write_config(tmp_path, world, schedule={"batch_size": 32, "epochs": 1})
     torchrun = Path(sys.executable).with_name("torchrun")
@@ -216,6 +226,9 @@ def test_bad_input_is_explained(tmp_path, world):
     proc = train(photos, home)
     assert proc.returncode == 2 and "data.downsample applies to rasters only" in error_of(proc)["message"]
     assert not (tmp_path / "photos-run" / "checkpoint.pt").exists()
+
+    proc = train(write_config(tmp_path, world, precision="float16"), home)
+    assert proc.returncode == 2 and "precision must be one of auto, bfloat16, float32" in error_of(proc)["message"]
 
     missing = write_config(tmp_path, world, data={"rasters": [str(tmp_path / "nowhere.tif")]})
     proc = train(missing, home)

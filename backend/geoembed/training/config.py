@@ -50,10 +50,11 @@ DEFAULTS: dict[str, Any] = {
     "gallery": 10000,            # equal-area points for the validation geolocation error
     "seed": 0,
     "device": "auto",            # auto | cpu | cuda | cuda:N | mps
-    "precision": "auto",         # auto (bfloat16 autocast on GPU, float32 on CPU) | float32
+    "precision": "auto",         # auto (bfloat16 autocast on GPU, float32 on CPU) | bfloat16 (everywhere) | float32
 }
 
 LOSSES = ("clip", "mcbld", "geoclip")
+PRECISIONS = ("auto", "bfloat16", "float32")
 # Mappings replaced as a whole: their keys depend on the component they name.
 FREE_FORM = {"location_encoder.encoding", "location_encoder.network", "image_encoder"}
 
@@ -129,8 +130,8 @@ def _check(config: dict) -> dict:
     _number(config, "checkpoint_every", 1, 100_000_000, integer=True)
     _number(config, "gallery", 100, 10_000_000, integer=True)
     _number(config, "seed", 0, 2**63 - 1, integer=True)
-    if config["precision"] not in ("auto", "float32"):
-        raise InputError("CONFIG", "precision must be auto or float32")
+    if config["precision"] not in PRECISIONS:
+        raise InputError("CONFIG", f"precision must be one of {', '.join(PRECISIONS)}")
     return config
 
 

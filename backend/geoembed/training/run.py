@@ -80,7 +80,8 @@ def _card(config: dict, data: ImageSet, trainer: Trainer, metrics: dict, image_s
         "training": {"data": data.description, "objective": objective, "config": config,
                      "metrics": metrics["final"], "steps": metrics["steps"],
                      "training_time_s": metrics["training_time_s"], "samples_per_s": metrics["samples_per_s"],
-                     "device": metrics["device"], "processes": metrics["processes"]},
+                     "device": metrics["device"], "precision": metrics["precision"],
+                     "processes": metrics["processes"]},
     }
     if encoding["name"] == "sh":
         card["resolution_km"] = round(20000.0 / int(encoding.get("degrees", 10)), 3)

@@ -169,7 +169,8 @@ class Trainer:
         self.state = RunState(total_steps=self._planned_steps())
         self.gallery = gallery_lonlat(int(config["gallery"]))
         self.data_fingerprint = fingerprint(train) + fingerprint(val)
-        self.autocast = device.type == "cuda" and config["precision"] == "auto"
+        precision = config["precision"]
+        self.autocast = precision == "bfloat16" or (precision == "auto" and device.type == "cuda")
         self._order: tuple[int, torch.Tensor] | None = None
         self._validation_s: float | None = None  # the last validation pass took this long
         self._validation_total_s = 0.0  # all validation passes of this process took this long
@@ -324,8 +325,8 @@ class Trainer:
         return {"steps": s.step, "total_steps": s.total_steps, "epochs_done": s.step / self.steps_per_epoch,
                 "training_time_s": round(s.elapsed_s, 1),
                 "samples_per_s": round(self.samples_per_s(s.elapsed_s, s.step), 1) if s.step else None,
-                "device": str(self.device), "processes": self.dist.world,
-                "train_samples": len(self.train), "validation_samples": len(self.val),
+                "device": str(self.device), "precision": "bfloat16 autocast" if self.autocast else "float32",
+                "processes": self.dist.world, "train_samples": len(self.train), "validation_samples": len(self.val),
                 "loss_curve": {"step": s.loss_steps, "loss": s.losses}, "validation": s.history,
                 "final": s.history[-1] if s.history else None}
 
