@@ -225,7 +225,10 @@ def test_bad_input_is_explained(tmp_path, world):
     photos.write_text(json.dumps({"data": {"photos": str(tmp_path), "downsample": 2}}))
     proc = train(photos, home)
     assert proc.returncode == 2 and "data.downsample applies to rasters only" in error_of(proc)["message"]
-    assert not (tmp_path / "photos-run" / "checkpoint.pt").exists()
+    photos.write_text(json.dumps({"data": {"photos": str(tmp_path), "rasters": [str(world)]}}))
+    proc = train(photos, home)
+    assert proc.returncode == 2 and "not both" in error_of(proc)["message"]
+    assert not (tmp_path / "photos-run").exists()  # refused before the run folder is made
 
     proc = train(write_config(tmp_path, world, precision="float16"), home)
     assert proc.returncode == 2 and "precision must be one of auto, bfloat16, float32" in error_of(proc)["message"]

@@ -92,6 +92,8 @@ def _check(config: dict) -> dict:
     if not data["rasters"] and not data["photos"]:
         raise InputError("CONFIG", "give training imagery: data.rasters (raster files) or data.photos (a folder "
                                    "of geotagged photos, or a CSV / vector layer listing them)")
+    if data["rasters"] and data["photos"]:
+        raise InputError("CONFIG", "give data.rasters or data.photos, not both (they differ in bands and scale)")
     rasters = data["rasters"]
     if not isinstance(rasters, list):
         raise InputError("CONFIG", "data.rasters must be a list of {\"path\": ...} entries or paths")
@@ -104,6 +106,8 @@ def _check(config: dict) -> dict:
     _number(config, "data.samples", 16, 10_000_000, integer=True)
     _number(config, "data.patch_size", 8, 1024, integer=True)
     _number(config, "data.downsample", 1, 1024, integer=True)
+    if data["photos"] and data["downsample"] != 1:
+        raise InputError("CONFIG", "data.downsample applies to rasters only; photos are resized to data.patch_size")
     _number(config, "data.max_black_fraction", 0.0, 1.0)
     _number(config, "data.validation.block_km", 1.0, 20000.0)
     _number(config, "data.validation.fraction", 0.01, 0.5)

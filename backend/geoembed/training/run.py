@@ -32,10 +32,6 @@ def load_data(config: dict, progress: Progress) -> ImageSet:
 
     def step(fraction: float, message: str) -> None:
         progress(0.1 * fraction, message)
-    if data["rasters"] and data["photos"]:
-        raise InputError("CONFIG", "give data.rasters or data.photos, not both (they differ in bands and scale)")
-    if data["photos"] and int(data["downsample"]) != 1:
-        raise InputError("CONFIG", "data.downsample applies to rasters only; photos are resized to data.patch_size")
     if data["photos"]:
         from .photos import load_photos
 
