@@ -90,6 +90,7 @@ def test_sh_chunks_give_the_same_values():
     whole = sh(lonlat)
     sh.chunk = 7
     assert torch.equal(sh(lonlat), whole)
+    assert torch.equal(sh(lonlat, dtype=torch.float32), whole.float())  # computed in a float64 block per chunk
 
 
 @pytest.mark.parametrize("degrees", [0, -3, 201, 10**6, 2.5, True, "10"])
