@@ -63,8 +63,7 @@ class AtomicGeoTIFF:
     def __enter__(self) -> AtomicGeoTIFF:
         byte = self.dtype == "uint8"
         options = dict(tiled=True, blockxsize=BLOCK, blockysize=BLOCK, compress="deflate", predictor=2 if byte else 3,
-                       interleave="band", bigtiff="IF_SAFER",
-                       num_threads="ALL_CPUS")
+                       interleave="band", bigtiff="IF_SAFER", num_threads="ALL_CPUS")  # compress on every core
         if self.dtype == "float16":
             options["nbits"] = 16
         if byte and len(self.band_names) == 3:
