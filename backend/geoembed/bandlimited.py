@@ -89,7 +89,6 @@ class BandLimited:
                  tolerance: float = DEFAULT_TOLERANCE, samples: int = SAMPLES, embed_fast: Embed | None = None):
         self.grid, self.embed, self.linear = grid, embed, linear
         self.embed_nodes = embed_fast or embed
-        self.fast_nodes = embed_fast is not None
         self.fast_max_error = 0.0  # of embed_fast at the exact samples
         self.lattice_precision = "bfloat16" if self.fast_nodes else "float32"
         self.tolerance, self.samples = tolerance, samples
@@ -122,31 +121,32 @@ class BandLimited:
         self.windows[1] = self.windows.get(1, 0) + 1
         return self.linear(self.embed(lon[valid], lat[valid]))
 
+    @property
+    def fast_nodes(self) -> bool:
+        """Whether lattice nodes come from ``embed_fast``."""
+        return self.embed_nodes is not self.embed
+
     def _exact_samples(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows and columns (within ``window``) of its random verification pixels, and their exact embeddings.
 
         Drawn with those of the windows to its right, in one call: a call of 64 points reads all the weights, as
-        one of 1,000 does.
+        one of 1,000 does. Windows with a sample off the globe are left out (they are evaluated densely).
         """
         key = (window.row_off, window.col_off)
         if key not in self._samples_ahead:
             self._samples_ahead.clear()
-            ahead = [Window(col, window.row_off, min(BLOCK, self.grid.width - col), window.height)
-                     for col in range(window.col_off, self.grid.width, BLOCK)][:max(1, PREFETCH_NODES // self.samples)]
-            picks = [self._pick(w) for w in ahead]
-            x = np.concatenate([self.grid.xmin + (w.col_off + cols + 0.5) * self.grid.pixel_size
-                                for w, (_, cols) in zip(ahead, picks)])
-            y = np.concatenate([self.grid.ymax - (w.row_off + rows + 0.5) * self.grid.pixel_size
-                                for w, (rows, _) in zip(ahead, picks)])
-            lon, lat, ok = to_lonlat(self.grid.crs, x, y)
-            bounds = np.cumsum([0] + [len(rows) for rows, _ in picks])
-            usable = [i for i in range(len(ahead)) if ok[bounds[i]:bounds[i + 1]].all()]  # this window's always is
-            take = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in usable])
-            exact = self.embed(lon[take], lat[take])
+            ahead = []  # (key, rows, cols, lon, lat) of each window whose samples all lie on the globe
+            for col in range(window.col_off, self.grid.width, BLOCK)[:max(1, PREFETCH_NODES // self.samples)]:
+                rows, cols = self._pick(Window(col, window.row_off, min(BLOCK, self.grid.width - col), window.height))
+                lon, lat, ok = to_lonlat(self.grid.crs, *self.grid.centres(window.row_off + rows, col + cols))
+                if ok.all():
+                    ahead.append(((window.row_off, col), rows, cols, lon, lat))
+            lon, lat = (np.concatenate([a[i] for a in ahead]) for i in (3, 4))
+            exact = self.embed(lon, lat)
             if self.fast_nodes:
-                self._check_fast(lon[take], lat[take], exact)
-            for i, part in zip(usable, np.split(exact, np.cumsum([bounds[i + 1] - bounds[i] for i in usable])[:-1])):
-                self._samples_ahead[(ahead[i].row_off, ahead[i].col_off)] = (*picks[i], part)
+                self._check_fast(lon, lat, exact)
+            for (at, rows, cols, _, _), part in zip(ahead, np.split(exact, np.cumsum([len(a[1]) for a in ahead])[:-1])):
+                self._samples_ahead[at] = (rows, cols, part)
         return self._samples_ahead.pop(key)
 
     def _pick(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -178,9 +178,7 @@ class BandLimited:
                    ) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray] | None:
         """(row, col) keys and lon, lat of the nodes, row-major; None where the encoder is not smooth across them."""
         r, c = np.meshgrid(node_rows, node_cols, indexing="ij")
-        x = self.grid.xmin + (c + 0.5) * self.grid.pixel_size
-        y = self.grid.ymax - (r + 0.5) * self.grid.pixel_size
-        lon, lat, ok = to_lonlat(self.grid.crs, x, y)
+        lon, lat, ok = to_lonlat(self.grid.crs, *self.grid.centres(r, c))
         # Off the projection's domain, or across the antimeridian or a pole: the encoder is not smooth there.
         if not ok.all() or max(np.abs(np.diff(lon, axis=0)).max(initial=0),
                                np.abs(np.diff(lon, axis=1)).max(initial=0)) > 90.0:
@@ -192,7 +190,7 @@ class BandLimited:
         error = float(deviation(*cos_and_relative(self.embed_nodes(lon, lat), exact)).max())
         self.fast_max_error = max(self.fast_max_error, error)
         if error > self.tolerance / 4:
-            self.embed_nodes, self.fast_nodes = self.embed, False
+            self.embed_nodes = self.embed
             self.lattice_precision += " then float32"
             self.nodes.clear()
 

@@ -113,18 +113,21 @@ class RasterGrid:
             for col in range(0, self.width, block):
                 yield Window(col, row, min(block, self.width - col), min(block, self.height - row))
 
+    def centres(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) in the grid CRS of the centres of the pixels at (row, col) indices (arrays of one shape), float64."""
+        rows, cols = np.asarray(rows, np.float64), np.asarray(cols, np.float64)
+        return self.xmin + (cols + 0.5) * self.pixel_size, self.ymax - (rows + 0.5) * self.pixel_size
+
     def pixel_centres(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of the pixel centres of ``window`` in the grid CRS, float64, shape (rows, cols)."""
-        cols = window.col_off + np.arange(window.width, dtype=np.float64) + 0.5
-        rows = window.row_off + np.arange(window.height, dtype=np.float64) + 0.5
-        return np.meshgrid(self.xmin + cols * self.pixel_size, self.ymax - rows * self.pixel_size)
+        return self.centres(*np.meshgrid(window.row_off + np.arange(window.height),
+                                         window.col_off + np.arange(window.width), indexing="ij"))
 
     def sample_centres(self, samples: int) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of the centres of up to ``samples`` x ``samples`` pixels spread evenly over the grid, flat."""
         rows = np.unique(np.linspace(0, self.height - 1, samples).round())
         cols = np.unique(np.linspace(0, self.width - 1, samples).round())
-        r, c = (a.ravel() + 0.5 for a in np.meshgrid(rows, cols, indexing="ij"))
-        return self.xmin + c * self.pixel_size, self.ymax - r * self.pixel_size
+        return self.centres(*(a.ravel() for a in np.meshgrid(rows, cols, indexing="ij")))
 
     def lonlat(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lon, lat, valid) of the pixel centres of ``window``."""
