@@ -1,14 +1,15 @@
 """Spherical harmonics speed, peak memory and accuracy: GeoEmbed vs torchgeo and MarcCoru/locationencoder.
 
 The public implementations are imported from copies outside this repository (default /tmp/ext, override with
-$GEOEMBED_EXT): ``torchgeo/torchgeo_satclip_sh.py`` (class SphericalHarmonics from torchgeo/models/satclip.py)
-and ``locationencoder/spherical_harmonics*.py`` (its SymPy-generated analytic file and its closed form); a
-missing copy is skipped. Every (implementation, L) runs in a fresh process with a fixed thread count,
-OMP_WAIT_POLICY=PASSIVE and THP_MEM_ALLOC_ENABLE=1 (the backend's own settings; torchgeo also with 0, its faster
-run counts), on float64 (lon, lat) input, in batches; outputs are discarded. Time is extrapolated
-to all points when a run exceeds its time cap. Errors are max |y - mpmath| on a random subsample plus both
-poles, each implementation in its own convention (torchgeo: SatCLIP's; locationencoder: theta = lat + 90,
-phi = lon + 180, textbook m = 0; its closed form also has the Condon-Shortley phase).
+$GEOEMBED_EXT): ``torchgeo/torchgeo_satclip_sh.py`` (class SphericalHarmonics from torchgeo/models/satclip.py) and
+``locationencoder/spherical_harmonics*.py`` (its SymPy-generated analytic file and its closed form); a missing
+copy is skipped. Every (implementation, L) runs in a fresh process with a fixed thread count,
+OMP_WAIT_POLICY=PASSIVE, THP_MEM_ALLOC_ENABLE=1 and freed memory kept for reuse (the backend's own settings,
+geoembed.runtime; torchgeo also without either, its fastest run counts), on float64 (lon, lat) input, in batches;
+outputs are discarded. Time is extrapolated to all points when a run exceeds its time cap. Errors are max |y -
+mpmath| on a random subsample plus both poles, each implementation in its own convention (torchgeo: SatCLIP's;
+locationencoder: theta = lat + 90, phi = lon + 180, textbook m = 0; its closed form also has the Condon-Shortley
+phase).
 
     python benchmarks/sh_bench.py [--points 1000000] [--threads 2] [--degrees 10 40 100]
 """
@@ -25,9 +26,11 @@ from pathlib import Path
 
 EXT = Path(os.environ.get("GEOEMBED_EXT", "/tmp/ext"))
 IMPLEMENTATIONS = ("geoembed", "torchgeo", "locationencoder", "locationencoder-closed-form")
-# THP_MEM_ALLOC_ENABLE values each implementation runs with; the faster run counts. GeoEmbed's backend sets 1; torchgeo
-# is also run without (huge pages made it 1.4x slower at L = 100), so that each is compared at its best.
-HUGE_PAGES = {"torchgeo": ("1", "0")}
+# (THP_MEM_ALLOC_ENABLE, freed memory kept for reuse) each implementation runs with; the fastest run counts.
+# GeoEmbed's backend sets both; torchgeo also runs without either (huge pages made it 1.4x slower at L = 100), so
+# that each is compared at its best.
+BACKEND_SETTINGS = (("1", True),)
+SETTINGS = {"torchgeo": (("1", True), ("0", True), ("1", False), ("0", False))}
 
 
 def _load(impl: str, degrees: int):
@@ -63,12 +66,16 @@ def _load(impl: str, degrees: int):
     return sh, "locationencoder" if analytic else "locationencoder-condon-shortley"
 
 
-def _child(impl: str, degrees: int, points: int, batch: int, threads: int, cap_s: float) -> dict:
+def _child(impl: str, degrees: int, points: int, batch: int, threads: int, cap_s: float, keep_freed: bool) -> dict:
     import resource
 
     import numpy as np
     import torch
 
+    from geoembed.runtime import keep_freed_memory
+
+    if keep_freed:
+        keep_freed_memory()
     torch.set_num_threads(threads)
     torch.set_grad_enabled(False)
     loaded = _load(impl, degrees)
@@ -116,14 +123,15 @@ def run(points: int = 1_000_000, degrees=(10, 40, 100), threads: int = 2, batch:
     for L in degrees:
         for impl in implementations:
             runs = []
-            for huge_pages in HUGE_PAGES.get(impl, ("1",)):
-                args = json.dumps([impl, L, points, batch, threads, cap_s])
+            for huge_pages, keep_freed in SETTINGS.get(impl, BACKEND_SETTINGS):
+                args = json.dumps([impl, L, points, batch, threads, cap_s, keep_freed])
                 proc = subprocess.run([sys.executable, __file__, "--child", args], capture_output=True, text=True,
                                       env={**env, "THP_MEM_ALLOC_ENABLE": huge_pages})
                 if proc.returncode != 0:
                     runs.append({"impl": impl, "L": L, "failed": proc.stderr.strip().splitlines()[-1:]})
                 else:
-                    runs.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "huge_pages": huge_pages == "1"})
+                    runs.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "huge_pages": huge_pages == "1",
+                                 "keep_freed": keep_freed})
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
             results.append(min(runs, key=lambda r: r.get("seconds", float("inf"))))
     return results
@@ -138,8 +146,10 @@ def table(results: list[dict]) -> str:
         if "seconds" not in r:
             lines.append(f"| {r['L']} | {r['impl']} | {r.get('skipped') or r.get('failed')} | | | | | |")
             continue
+        settings = [name for name, on in (("huge pages", r["huge_pages"]), ("freed memory kept", r["keep_freed"]))
+                    if not on]
         t = f"{r['seconds']:.2f}" + (f" (extrap. from {r['measured_points']})" if r["extrapolated"] else "") + (
-            "" if r.get("huge_pages", True) else ", without huge pages")
+            f", without {' or '.join(settings)}" if settings else "")
         ratio = r["seconds"] / ours[r["L"]] if r["L"] in ours else float("nan")
         lines.append(f"| {r['L']} | {r['impl']} | {t} | {ratio:.1f} | {r['peak_mib']} | {r['max_error']:.1e} | "
                      f"{r['max_error_poles']:.1e} | {r['non_finite']} |")
@@ -152,8 +162,9 @@ TITLE = "Spherical harmonics: GeoEmbed against torchgeo and locationencoder (CPU
 def report() -> str:
     """The Markdown section for `make bench`: 1,000,000 points at L = 10, 40, 100 on 2 threads."""
     intro = ("Command: `.venv/bin/python benchmarks/run.py --only sh` (or `benchmarks/sh_bench.py`). 1,000,000 "
-             "(lon, lat) points, float64, 2 torch threads, OMP_WAIT_POLICY=PASSIVE, THP_MEM_ALLOC_ENABLE=1 "
-             "(torchgeo also without huge pages; its faster run is shown), batches of 10,000, each run in "
+             "(lon, lat) points, float64, 2 torch threads, OMP_WAIT_POLICY=PASSIVE, THP_MEM_ALLOC_ENABLE=1, freed "
+             "memory kept for reuse (the backend's settings; torchgeo also without huge pages and/or without keeping "
+             "freed memory, its fastest run is shown), batches of 10,000, each run in "
              f"a fresh process. Public implementations are read from copies in {EXT} (never committed); a missing "
              "copy is reported as skipped.")
     return intro + "\n\n" + table(run())

@@ -26,6 +26,7 @@ from pathlib import Path
 from . import cli
 from .errors import Cancelled, InputError
 from .progress import Progress
+from .runtime import release_freed_memory
 
 TICK_S = 0.25          # how often the idle timeout, signals and a waiting request's cancel are looked at
 REQUEST_WAIT_S = 10.0  # how long a client may take to send its request line
@@ -174,6 +175,7 @@ class Worker:
         finally:
             request.send({"type": "exit", "code": code})
             request.close()
+            release_freed_memory()  # the process kept freed memory for reuse during the request
             with self.guard:
                 del self.active[request]
                 self.last_done = time.monotonic()

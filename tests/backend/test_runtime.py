@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import subprocess
 import sys
+
+import pytest
+
+
+def keep_freed_memory_supported() -> bool:
+    return hasattr(ctypes.CDLL(None), "mallopt") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
 
 SCRIPT = """
 import json, os, threading, warnings
@@ -31,3 +39,36 @@ def test_subnormals_are_flushed_in_every_thread(monkeypatch):
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
     assert result == {"threads": 2, "torch": 2, "pool": 0.0, "thread": 0.0, "huge_pages": "1"}
+
+
+REUSE_SCRIPT = """
+import json, resource, sys
+from geoembed.runtime import configure_threads, keep_freed_memory
+if sys.argv[1] == "backend":
+    configure_threads()
+import torch
+
+def faults_of_a_fresh_block():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(64 << 20, dtype=torch.float32).fill_(1.0)  # 256 MB, freed at once
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults = [faults_of_a_fresh_block() for _ in range(4)]
+print(json.dumps({"first": faults[0], "again": max(faults[2:])}))
+"""
+
+
+def _fault_counts(setting: str) -> dict:
+    env = {**os.environ, "THP_MEM_ALLOC_ENABLE": "1"}  # as the backend runs
+    out = subprocess.run([sys.executable, "-c", REUSE_SCRIPT, setting], capture_output=True, text=True, check=True,
+                         env=env)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not keep_freed_memory_supported(), reason="the C library is not glibc")
+def test_freed_blocks_are_reused_without_page_faults():
+    """256 MB blocks freed after each batch are reused by the next ones: (almost) no page faults from the third
+    batch on in a backend process, while a process with the C library's defaults faults as often every time."""
+    backend, default = _fault_counts("backend"), _fault_counts("default")
+    assert default["again"] > default["first"] // 2 > 0
+    assert backend["again"] < backend["first"] // 10
