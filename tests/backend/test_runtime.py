@@ -72,3 +72,30 @@ def test_freed_blocks_are_reused_without_page_faults():
     backend, default = _fault_counts("backend"), _fault_counts("default")
     assert default["again"] > default["first"] // 2 > 0
     assert backend["again"] < backend["first"] // 10
+
+
+RELEASE_SCRIPT = """
+import json, os
+from geoembed.runtime import configure_threads, release_freed_memory
+configure_threads()
+import torch
+
+def resident_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+base = resident_mib()
+blocks = [torch.ones(32 << 20) for _ in range(4)]  # 4 x 128 MB
+del blocks
+kept = resident_mib()
+release_freed_memory()
+print(json.dumps({"kept": kept - base, "released": resident_mib() - base}))
+"""
+
+
+@pytest.mark.skipif(not keep_freed_memory_supported(), reason="the C library is not glibc")
+def test_freed_memory_is_handed_back_on_request():
+    """What a backend process kept after freeing 512 MB goes back to the system when the worker ends a request."""
+    out = subprocess.run([sys.executable, "-c", RELEASE_SCRIPT], capture_output=True, text=True, check=True,
+                         env={**os.environ, "THP_MEM_ALLOC_ENABLE": "1"})
+    result = json.loads(out.stdout)
+    assert result["kept"] > 400 and result["released"] < 100
