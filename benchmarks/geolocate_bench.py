@@ -20,7 +20,7 @@ from common import geoembed_cmd, run_measured
 from train_bench import BENCH_HOME, BMNG, CONFIG, baseline_errors, split_data, train
 
 TITLE = "Geolocating images (model trained on the Blue Marble, CPU)"
-MODEL = os.environ.get("GEOEMBED_BENCH_GEO_MODEL", "bench-10min")
+MODEL = os.environ.get("GEOEMBED_BENCH_GEO_MODEL", "bench-60min")
 SHADED = BMNG.with_name("shadedrelief.jpg")
 GALLERY = 100000
 
@@ -132,7 +132,7 @@ def report() -> str:
         f"Command: `.venv/bin/python benchmarks/run.py --only geolocation` (model `{MODEL}` from the training "
         f"benchmark in `{BENCH_HOME.name}`, trained {card['training']['training_time_s']:.0f} s, "
         f"{card['training']['steps']:,} steps; it is trained first if missing). Gallery: {GALLERY:,} equal-area "
-        "points over the whole globe (oceans included); top-1 candidate; refinement re-scores denser caps around "
-        "the best candidates.", "",
+        "points over the whole globe (oceans included); the rank-1 candidate (the most probability within a quarter "
+        "of the model's resolution, `probable_place.py`); refinement re-scores denser caps around it.", "",
         header, "|---|" + "---:|" * 6 + "---|", *rows, "",
         f"Speed ({sys.platform}, CPU, the gallery cached after its first use):", "", *speed])

@@ -131,7 +131,8 @@ class GeolocateAlgorithm(GeoEmbedAlgorithm):
         self._add(QgsProcessingParameterVectorDestination(self.OUTPUT, "Candidate places",
                                                           QgsProcessing.TypeVectorPoint),
                   "Points in EPSG:4326 (GeoPackage, Shapefile or GeoJSON), Top K per image: image, rank (1: the "
-                  "most probable), score, probability, lon, lat, refined.")
+                  "most probable place, the candidate with the most probability within a quarter of the model's "
+                  "resolution around it), score, probability, lon, lat, refined.")
         self._add(QgsProcessingParameterRasterDestination(self.PROBABILITY_RASTER, "Probability raster",
                                                           optional=True, createByDefault=False),
                   "Optional GeoTIFF in EPSG:4326 over the gallery's region: one band per image, the probability "

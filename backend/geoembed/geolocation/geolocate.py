@@ -15,6 +15,7 @@ from .. import __version__
 from ..embedder import LocationEmbedder
 from ..errors import InputError
 from ..image_embedder import ImageEmbedder
+from ..probable_place import MODE_CANDIDATES, by_probability_mass, mode_radius_km
 from ..probes.cli import _stage
 from ..progress import Progress
 from .cache import gallery_embeddings
@@ -42,17 +43,22 @@ def _search(images: Images, image_embedder: ImageEmbedder, embedder: LocationEmb
     """(candidates, unit image embeddings (Q, D)), BATCH images at a time."""
     gallery_keys = torch.from_numpy(keys).to(image_embedder.device)
     refiner = Refiner(gallery, embedder) if refine else None
+    radius_km = mode_radius_km(embedder.resolution_km)
+    pool = min(len(gallery), max(top_k * POOL if refiner is not None else top_k, MODE_CANDIDATES if radius_km else 0))
     parts, embedded = [], []
     total = len(images.names)
     for start in range(0, total, BATCH):
         progress(start / total, f"geolocating image {start + 1} of {total}")
         queries = image_embedder.embed(images.pixels[start:start + BATCH])
-        pool = min(len(gallery), top_k * POOL) if refiner is not None else top_k
         index, score, probability = top_candidates(queries, gallery_keys, pool, image_embedder.temperature)
+        # the most probable places first: the most probability within radius_km (probable_place)
+        keep = by_probability_mass(gallery.lonlat[index], score, image_embedder.temperature, radius_km)
+        if refiner is not None:
+            keep = np.take_along_axis(keep, refiner.distinct(np.take_along_axis(index, keep, axis=1), top_k), axis=1)
+        keep = keep[:, :top_k]
+        index, score, probability = (np.take_along_axis(a, keep, axis=1) for a in (index, score, probability))
         lonlat, refined = gallery.lonlat[index], np.zeros(index.shape, bool)
         if refiner is not None:
-            keep = refiner.distinct(index, top_k)
-            index, score, probability = (np.take_along_axis(a, keep, axis=1) for a in (index, score, probability))
             lonlat, score, refined = refiner.refine(queries, index)
         parts.append(Candidates(index, score, probability, lonlat, refined))
         embedded.append(queries)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..coords import fibonacci_lattice, great_circle_km
+from ..probable_place import MODE_CANDIDATES, by_probability_mass
 
 WITHIN_KM = (25, 200, 750, 2500)
 
@@ -42,9 +43,10 @@ def embed_in_batches(embed, values: np.ndarray, batch: int, device: torch.device
 
 @torch.inference_mode()
 def validate(model, images: np.ndarray, lonlat: np.ndarray, gallery: np.ndarray, batch: int,
-             device: torch.device) -> dict:
+             device: torch.device, temperature: float = 1.0, radius_km: float | None = None) -> dict:
     """Retrieval top-1/top-5 of the true location among the locations of its batch, and the geolocation error of
-    the best gallery point, for the validation set."""
+    the most probable gallery point (probable_place: the most probability within ``radius_km``; without a radius
+    the most similar point), for the validation set."""
     was_training = model.training
     model.eval()
     try:
@@ -59,8 +61,9 @@ def validate(model, images: np.ndarray, lonlat: np.ndarray, gallery: np.ndarray,
         rank = (sims > sims.diagonal()[:, None]).sum(dim=1)
         hits1 += int((rank < 1).sum())
         hits5 += int((rank < 5).sum())
-    _, best = top_k(image_emb, gallery_emb, 1)
-    guess = gallery[best[:, 0].cpu().numpy()]
+    cosine, index = (t.cpu().numpy() for t in top_k(image_emb, gallery_emb, MODE_CANDIDATES if radius_km else 1))
+    order = by_probability_mass(gallery[index], cosine, temperature, radius_km)
+    guess = gallery[index[np.arange(len(index)), order[:, 0]]]
     errors = great_circle_km(guess[:, 0], guess[:, 1], lonlat[:, 0], lonlat[:, 1])
     n = len(image_emb)
     return {"retrieval_top1": round(100.0 * hits1 / n, 2), "retrieval_top5": round(100.0 * hits5 / n, 2),

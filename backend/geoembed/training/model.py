@@ -9,6 +9,12 @@ from ..models.encoder import LocationEncoder
 from .image_encoders import build_image_encoder
 
 
+def encoding_resolution_km(encoding: dict) -> float | None:
+    """The finest ground scale (km) a location encoding resolves, where it is known: half the shortest wavelength
+    of spherical harmonics of degrees < L, 20,000 km / L; None for other encodings."""
+    return round(20000.0 / int(encoding.get("degrees", 10)), 3) if encoding["name"] == "sh" else None
+
+
 class ContrastiveModel(nn.Module):
     """``embed_locations`` takes (N, 2) (lon, lat) degrees; ``embed_images`` (B, C, S, S) normalised patches. Both
     return L2-normalised (N, dim) embeddings in one shared space."""

@@ -19,6 +19,7 @@ from ..store import ModelStore, sha256_file
 from . import checkpoint
 from . import config as configuration
 from .dataset import ImageSet
+from .model import encoding_resolution_km
 from .report import write_plot
 from .split import spatial_split
 from .trainer import CONFIG_FILE, METRICS_FILE, Distributed, Trainer, build_model, resolve_device
@@ -79,8 +80,8 @@ def _card(config: dict, data: ImageSet, trainer: Trainer, metrics: dict, image_s
                      "device": metrics["device"], "precision": metrics["precision"],
                      "processes": metrics["processes"]},
     }
-    if encoding["name"] == "sh":
-        card["resolution_km"] = round(20000.0 / int(encoding.get("degrees", 10)), 3)
+    if encoding_resolution_km(encoding):
+        card["resolution_km"] = encoding_resolution_km(encoding)
     return card
 
 

@@ -23,12 +23,13 @@ from torch import nn
 
 from ..atomic import write_text
 from ..errors import Cancelled, GeoEmbedError, InputError
+from ..probable_place import mode_radius_km
 from . import checkpoint
 from .augment import augment_patches, jitter_lonlat, uniform_lonlat
 from .dataset import ImageSet
 from .losses import ClipLoss, LocationQueue, MCBLDLoss
 from .metrics import gallery_lonlat, validate
-from .model import ContrastiveModel
+from .model import ContrastiveModel, encoding_resolution_km
 from .schedule import lr_factor
 
 CONFIG_FILE = "config.json"
@@ -297,7 +298,9 @@ class Trainer:
         s = self.state
         started = time.monotonic()
         if self.dist.main:
-            metrics = validate(self.model, self.val.images, self.val.lonlat, self.gallery, self.batch, self.device)
+            radius = mode_radius_km(encoding_resolution_km(self.config["location_encoder"]["encoding"]))
+            metrics = validate(self.model, self.val.images, self.val.lonlat, self.gallery, self.batch, self.device,
+                               self.objective.temperature, radius)
             recent = s.losses[-1] if s.losses else float("nan")
             s.history.append({"epoch": math.ceil(s.step / self.steps_per_epoch), "step": s.step,
                               "train_loss": recent, **metrics})
