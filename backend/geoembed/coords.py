@@ -8,6 +8,8 @@ import numpy as np
 
 from .errors import InputError
 
+EARTH_RADIUS_KM = 6371.0088  # the mean radius of a spherical Earth
+
 
 def wrap_lon(lon: np.ndarray) -> np.ndarray:
     """Wrap longitudes (degrees) into [-180, 180); values already inside stay exactly as they are."""
@@ -27,11 +29,17 @@ def fibonacci_lattice(n: int, start: int = 0, stop: int | None = None) -> tuple[
     return lon, lat
 
 
+def unit_vectors(lon, lat) -> np.ndarray:
+    """(..., 3) float64 unit vectors of (lon, lat) degrees (x towards lon 0, z towards the north pole)."""
+    lon, lat = np.radians(np.asarray(lon, np.float64)), np.radians(np.asarray(lat, np.float64))
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+
+
 def great_circle_km(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Haversine distance in km on a sphere of radius 6371.0088 km."""
+    """Haversine distance in km on a sphere of radius EARTH_RADIUS_KM."""
     lon1, lat1, lon2, lat2 = (np.radians(np.asarray(a, dtype=np.float64)) for a in (lon1, lat1, lon2, lat2))
     h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
 
 def check_lonlat(lon: float, lat: float, parameter: str) -> None:

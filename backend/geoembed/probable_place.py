@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-EARTH_RADIUS_KM = 6371.0088
+from .coords import EARTH_RADIUS_KM, unit_vectors
+
 MODE_CANDIDATES = 50
 RADIUS_FRACTION = 0.25
 CHUNK = 512  # images at a time: (CHUNK, M, M) booleans
@@ -25,17 +26,11 @@ def mode_radius_km(resolution_km: float | None) -> float | None:
     return RADIUS_FRACTION * float(resolution_km) if resolution_km else None
 
 
-def unit_vectors(lonlat: np.ndarray) -> np.ndarray:
-    """(..., 3) float64 unit vectors of (..., 2) (lon, lat) degrees."""
-    lon, lat = np.radians(lonlat[..., 0]), np.radians(lonlat[..., 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
-
-
 def probability_mass(lonlat: np.ndarray, cosine: np.ndarray, temperature: float, radius_km: float) -> np.ndarray:
     """(Q, M): for each image's candidates (``lonlat`` (Q, M, 2), their ``cosine`` (Q, M)), the softmax weight of
     the candidates within ``radius_km`` of each, relative to the image's best candidate (which weighs 1)."""
     weights = np.exp((cosine - cosine.max(axis=1, keepdims=True)) / temperature)
-    xyz = unit_vectors(lonlat)
+    xyz = unit_vectors(lonlat[..., 0], lonlat[..., 1])
     near = np.cos(radius_km / EARTH_RADIUS_KM)
     out = np.empty(cosine.shape, np.float64)
     for start in range(0, len(cosine), CHUNK):

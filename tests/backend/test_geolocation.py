@@ -20,7 +20,7 @@ from pyproj import Transformer
 from scipy.spatial import cKDTree
 
 from geoembed.cli import main
-from geoembed.coords import fibonacci_lattice, great_circle_km
+from geoembed.coords import fibonacci_lattice, great_circle_km, unit_vectors
 from geoembed.embedder import LocationEmbedder
 from geoembed.errors import Cancelled, InputError
 from geoembed.geolocation import galleries
@@ -29,7 +29,7 @@ from geoembed.geolocation.galleries import fibonacci_gallery, geoclip_gallery, p
 from geoembed.geolocation.geolocate import geolocate
 from geoembed.geolocation.images import read_image_files, read_raster_patches
 from geoembed.geolocation.regions import extent_region, mask_region
-from geoembed.geolocation.search import SEPARATION, Refiner, unit_vectors
+from geoembed.geolocation.search import SEPARATION, Refiner
 from geoembed.image_embedder import ImageEmbedder
 from geoembed.progress import Progress
 from geoembed.store import ModelStore

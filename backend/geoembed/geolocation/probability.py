@@ -17,6 +17,7 @@ import numpy as np
 from pyproj import CRS
 from scipy.special import logsumexp
 
+from ..coords import EARTH_RADIUS_KM
 from ..embedder import LocationEmbedder
 from ..errors import InputError
 from ..geotiff import AtomicGeoTIFF
@@ -25,7 +26,6 @@ from ..rasters import DEFAULT_MAX_GB, check_size, provenance
 from .regions import Region
 from .search import unit_rows
 
-EARTH_KM = 6371.0088
 PIXELS_ACROSS = 720  # default pixel size: the region's longer side in this many pixels (0.5 degree for the globe)
 WORK_VALUES = 1 << 22  # logits held per window (pixels x images)
 UNITS = "probability per km2"
@@ -42,7 +42,7 @@ def _log_areas(grid: RasterGrid, window, rows: int) -> np.ndarray:
     bottom = np.clip(top - grid.pixel_size, -90.0, 90.0)
     band = np.sin(np.radians(np.clip(top, -90.0, 90.0))) - np.sin(np.radians(bottom))
     with np.errstate(divide="ignore"):
-        return np.log(EARTH_KM ** 2 * math.radians(grid.pixel_size) * np.maximum(band, 0.0))
+        return np.log(EARTH_RADIUS_KM ** 2 * math.radians(grid.pixel_size) * np.maximum(band, 0.0))
 
 
 def probability_raster(path: Path, names: list[str], images: np.ndarray, embedder: LocationEmbedder, region: Region,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from ..coords import wrap_lon
+from ..coords import unit_vectors, wrap_lon
 from ..embedder import LocationEmbedder
 from .galleries import Gallery
 from .regions import GOLDEN
@@ -52,11 +52,6 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norm > 0, norm, 1.0)
-
-
-def unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    lon, lat = np.radians(lon), np.radians(lat)
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
 
 
 def to_lonlat(xyz: np.ndarray) -> np.ndarray:

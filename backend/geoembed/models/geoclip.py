@@ -13,10 +13,11 @@ import math
 import torch
 from torch import nn
 
+from ..coords import EARTH_RADIUS_KM
+
 # Equal Earth polynomial coefficients (Savric, Patterson and Jenny 2018) and GeoCLIP's scale.
 _A1, _A2, _A3, _A4 = 1.340264, -0.081106, 0.000893, 0.003796
 _SCALE = 66.50336
-_EARTH_KM = 6371.0088
 
 
 def equal_earth(lonlat: torch.Tensor) -> torch.Tensor:
@@ -86,7 +87,7 @@ def _max_stretch(max_lat: float, step: float = 1e-4) -> float:
                               torch.linspace(-max_lat, max_lat, 121, dtype=torch.float64), indexing="ij")
     lonlat = torch.stack((lon.ravel(), lat.ravel()), dim=1)
     xy = equal_earth(lonlat)
-    km_per_deg = _EARTH_KM * math.pi / 180.0 * step
+    km_per_deg = EARTH_RADIUS_KM * math.pi / 180.0 * step
     east = (equal_earth(lonlat + torch.tensor([step, 0.0], dtype=torch.float64)) - xy) / (
         km_per_deg * torch.cos(torch.deg2rad(lonlat[:, 1:2])))
     north = (equal_earth(lonlat + torch.tensor([0.0, step], dtype=torch.float64)) - xy) / km_per_deg

@@ -11,11 +11,10 @@ import math
 
 import numpy as np
 
+from ..coords import EARTH_RADIUS_KM
 from ..errors import InputError
 from .features import unit_vectors
 from .heads import fit_knn, predict_knn
-
-EARTH_RADIUS_KM = 6371.0088
 
 
 def check_folds(n: int, folds: int) -> None:

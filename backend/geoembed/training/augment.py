@@ -10,7 +10,7 @@ import math
 
 import torch
 
-EARTH_RADIUS_KM = 6371.0088
+from ..coords import EARTH_RADIUS_KM
 
 
 def _uniform(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import BallTree
 
+from ..coords import EARTH_RADIUS_KM
 from ..errors import InputError
-from ..probes.validation import EARTH_RADIUS_KM, spatial_blocks
+from ..probes.validation import spatial_blocks
 
 
 def spatial_split(lonlat: np.ndarray, *, block_km: float, val_fraction: float, buffer_km: float,
