@@ -4,7 +4,7 @@ The file is read with ``torch.load(weights_only=True)``: tensors, numbers, strin
 pickled object is refused and never executed. ``hyper_parameters`` select SatCLIP's location encoder, mapped as
 
     le_type "sphericalharmonics", harmonics_calculation "analytic", legendre_polys L
-        -> encoding {"name": "sh", "degrees": L, "convention": "satclip"}
+        -> encoding {"name": "sh", "degrees": L, "convention": "satclip-generated"}
     pe_type "siren", capacity, num_hidden_layers, embed_dim
         -> network {"name": "siren", "hidden": capacity, "layers": num_hidden_layers, "dim_out": embed_dim}
 
@@ -73,7 +73,7 @@ def hyper_parameters(given: dict) -> dict:
 
 def architecture(hp: dict) -> dict:
     return {"name": "encoder", "params": {
-        "encoding": {"name": "sh", "degrees": hp["legendre_polys"], "convention": "satclip"},
+        "encoding": {"name": "sh", "degrees": hp["legendre_polys"], "convention": "satclip-generated"},
         "network": {"name": "siren", "dim_out": hp["embed_dim"], "hidden": hp["capacity"],
                     "layers": hp["num_hidden_layers"], "w0": 1.0, "w0_initial": 30.0}}}
 

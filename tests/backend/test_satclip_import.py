@@ -16,6 +16,7 @@ import torch
 from pyproj import CRS
 
 from geoembed.embedder import LocationEmbedder
+from geoembed.encodings import build_encoding
 from geoembed.encodings.spherical_harmonics import SphericalHarmonics
 from geoembed.errors import InputError
 from geoembed.grid import RasterGrid
@@ -80,12 +81,45 @@ def test_satclip_convention_matches_its_generated_formulas():
         assert np.abs(features[:, degree * degree + degree + order] - expected).max() < 1e-12
 
 
+# SatCLIP's generated expressions (its generator run for L = 40 from a copy outside the repository) evaluated by its
+# code at one point each: (lon, lat, l, m, Y_lm). Its expanded polynomials cancel towards the poles, so the degree-39
+# and 38 values already differ from the exact harmonics by up to 6.5e-2 at these latitudes.
+SATCLIP_L40_VALUES = [
+    (-120.5, 62.0, 39, 0, -1.395367734931476), (-120.5, 62.0, 39, 20, 0.10414093487961659),
+    (-120.5, 62.0, 36, -7, -0.28382005849899494), (-120.5, 62.0, 38, 1, 0.24041594066886468),
+    (33.0, -67.5, 39, 0, -0.8228543767115397), (33.0, -67.5, 39, 20, 0.010978677039517916),
+    (33.0, -67.5, 36, -7, -0.29460304635136325), (33.0, -67.5, 38, 1, -0.5938105836804992),
+    (150.25, 58.0, 39, 0, 1.0258458236868577), (150.25, 58.0, 39, 20, 0.4516963130314469),
+    (150.25, 58.0, 36, -7, 0.2924207671214931), (150.25, 58.0, 38, 1, -0.5107177022342622)]
+
+
+def test_generated_convention_reproduces_satclips_values_where_they_drift():
+    generated = build_encoding({"name": "sh", "degrees": 40, "convention": "satclip-generated"})
+    exact = SphericalHarmonics(40, "satclip")
+    drift = []
+    for lon, lat, degree, order, expected in SATCLIP_L40_VALUES:
+        point = torch.tensor([[lon, lat]], dtype=torch.float64)
+        row = degree * degree + degree + order
+        assert generated(point)[0, row].item() == pytest.approx(expected, abs=1e-12)
+        drift.append(abs(exact(point)[0, row].item() - expected))
+    assert max(drift) > 0.05  # the exact harmonics would not do
+
+
+def test_generated_convention_matches_the_low_degree_formulas_and_is_finite():
+    lonlat = points(50)
+    encoding = build_encoding({"name": "sh", "degrees": 16, "convention": "satclip-generated"})
+    generated = encoding(torch.from_numpy(lonlat))
+    assert torch.isfinite(generated).all()
+    exact = SphericalHarmonics(16, "satclip")(torch.from_numpy(lonlat))
+    assert (generated - exact).abs().max() < 1e-8  # at low degree the rounded constants barely drift
+
+
 def test_card_records_the_source(imported):
     store, model_id, path = imported
     card = store.card(model_id)
     assert card["dimension"] == 8 and card["input"]["order"] == "lon,lat"
     assert card["architecture"] == {"name": "encoder", "params": {
-        "encoding": {"name": "sh", "degrees": 10, "convention": "satclip"},
+        "encoding": {"name": "sh", "degrees": 10, "convention": "satclip-generated"},
         "network": {"name": "siren", "dim_out": 8, "hidden": 32, "layers": 2, "w0": 1.0, "w0_initial": 30.0}}}
     assert card["resolution_km"] == 2000.0
     assert card["source"]["sha256"] == sha256_file(path) and card["source"]["file"] == path.name

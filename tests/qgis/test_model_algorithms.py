@@ -38,7 +38,7 @@ def test_import_show_and_use_a_satclip_checkpoint(home, tmp_path):
     card = processing.run("geoembed:modelcard", {"MODEL": "satclip-test-l10", "OUTPUT": str(tmp_path / "card.html")})
     page = (tmp_path / "card.html").read_text(encoding="utf-8")
     assert card["OUTPUT"] == str(tmp_path / "card.html")
-    assert "sh(degrees=10, convention=satclip) -&gt; siren(" in page and "Test SatCLIP" in page
+    assert "sh(degrees=10, convention=satclip-generated) -&gt; siren(" in page and "Test SatCLIP" in page
     assert "<th>source.sha256</th>" in page
     assert json.loads(card["CARD"])["dimension"] == 8
 

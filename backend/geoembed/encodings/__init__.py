@@ -10,12 +10,21 @@ from .base import Encoding, check_lonlat, sincos_deg
 from .basic import Cartesian3D, Direct, Wrap
 from .fourier import NeRF, RandomFourierFeatures
 from .rbf import RadialBasis
+from .sh_satclip_generated import GeneratedSatclipHarmonics
 from .space2vec import Grid, Theory
 from .sphere2vec import DoubleFourierSphere, Sphere2Vec
 from .spherical_harmonics import SphericalHarmonics
 
+
+def spherical_harmonics(degrees: int = 10, convention: str = "textbook") -> SphericalHarmonics:
+    """Spherical harmonics: the stable recurrences, or SatCLIP's generated expressions (``satclip-generated``)."""
+    if convention == "satclip-generated":
+        return GeneratedSatclipHarmonics(degrees)
+    return SphericalHarmonics(degrees, convention)
+
+
 ENCODINGS: dict[str, Callable[..., Encoding]] = {
-    "sh": SphericalHarmonics,
+    "sh": spherical_harmonics,
     "spherec": partial(Sphere2Vec, "spherec"),
     "spherec+": partial(Sphere2Vec, "spherec+"),
     "spherem": partial(Sphere2Vec, "spherem"),

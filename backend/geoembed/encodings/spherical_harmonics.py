@@ -53,7 +53,8 @@ class SphericalHarmonics(Encoding):
             raise ValueError(f"spherical harmonics: degrees (L) must be an integer from 1 to {MAX_DEGREES}, "
                              f"got {degrees!r}")
         if convention not in CONVENTIONS:
-            raise ValueError(f"spherical harmonics: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+            raise ValueError(f"spherical harmonics: unknown convention {convention!r}; known: "
+                             f"{', '.join(CONVENTIONS)} (and satclip-generated, SatCLIP's own expressions)")
         self.degrees = degrees
         self.convention = convention
         self.dim = degrees * degrees
