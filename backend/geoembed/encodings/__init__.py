@@ -16,7 +16,7 @@ from .sphere2vec import DoubleFourierSphere, Sphere2Vec
 from .spherical_harmonics import SphericalHarmonics
 
 
-def spherical_harmonics(degrees: int = 10, convention: str = "textbook") -> SphericalHarmonics:
+def spherical_harmonics(degrees: int = 10, convention: str = "textbook") -> Encoding:
     """Spherical harmonics: the stable recurrences, or SatCLIP's generated expressions (``satclip-generated``)."""
     if convention == "satclip-generated":
         return GeneratedSatclipHarmonics(degrees)

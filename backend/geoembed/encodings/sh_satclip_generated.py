@@ -28,8 +28,8 @@ from fractions import Fraction
 import mpmath
 import torch
 
-from .base import check_lonlat
-from .spherical_harmonics import SphericalHarmonics
+from .base import Encoding
+from .spherical_harmonics import check_degrees
 
 CHUNK_BYTES = 32 << 20  # points per block: the (L^2, points) float64 block stays about this size
 
@@ -77,34 +77,35 @@ def zonal_coefficients(degree: int) -> dict[int, float]:
             for (power,), coefficient in sympy.Poly(expression, x).terms()}
 
 
-class GeneratedSatclipHarmonics(SphericalHarmonics):
+class GeneratedSatclipHarmonics(Encoding):
     """SatCLIP's harmonics, value for value (see the module docstring); L^2 features in the order l^2 + l + m."""
 
     def __init__(self, degrees: int = 10):
-        super().__init__(degrees, "satclip")
-        self.convention = "satclip-generated"
+        super().__init__()
+        check_degrees(degrees)
+        self.degrees, self.convention, self.dim = degrees, "satclip-generated", degrees * degrees
         rows = [(degree, order) for degree in range(degrees) for order in range(-degree, degree + 1)]
         self._prefactor = torch.zeros(len(rows), 1, dtype=torch.float64)
         self._coefficients = torch.zeros(len(rows), degrees, dtype=torch.float64)  # by power of cos theta
-        self._power = torch.zeros(len(rows), dtype=torch.long)  # the half-power of (1 - cos^2 theta)
+        self._power = torch.tensor([abs(order) for _, order in rows])  # |m|: the half-power of (1 - cos^2 theta)
+        self._sine = torch.tensor([order < 0 for _, order in rows])
         self._single = torch.zeros(len(rows), dtype=torch.bool)  # derivative of one term, folded into A
         self._single_power = torch.zeros(len(rows), dtype=torch.long)
         with mpmath.workdps(40):
             for row, (degree, order) in enumerate(rows):
-                self._constants(row, degree, order)
-        self._order = torch.tensor([abs(order) for _, order in rows], dtype=torch.float64)[:, None]
-        self._sine = torch.tensor([order < 0 for _, order in rows])
+                self._constants(row, degree, abs(order))
 
-    def _constants(self, row: int, degree: int, order: int) -> None:
-        m = abs(order)
-        terms = {power: c for power, c in enumerate(legendre_derivative(degree, m)) if c != 0}
-        if order == 0:
+    def extra_repr(self) -> str:
+        return f"degrees={self.degrees}, convention={self.convention!r}"
+
+    def _constants(self, row: int, degree: int, m: int) -> None:
+        if m == 0:
             for power, value in zonal_coefficients(degree).items():
                 self._coefficients[row, power] = value
             return
+        terms = {power: c for power, c in enumerate(legendre_derivative(degree, m)) if c != 0}
         norm = mpmath.sqrt(2) * mpmath.sqrt(mpmath.mpf(2 * degree + 1) / (4 * mpmath.pi)
                                             * mpmath.factorial(degree - m) / mpmath.factorial(degree + m))
-        self._power[row] = m
         if len(terms) == 1:
             (power, c), = terms.items()
             self._single[row], self._single_power[row] = True, power
@@ -114,12 +115,11 @@ class GeneratedSatclipHarmonics(SphericalHarmonics):
             for power, c in terms.items():
                 self._coefficients[row, power] = printed(_exact(c))
 
-    def forward(self, lonlat: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        lonlat = check_lonlat(lonlat)
+    def encode(self, lon: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
+        lonlat = torch.stack((lon, lat), dim=1)
         size = max(1, CHUNK_BYTES // (8 * self.dim))
         parts = [self._features(lonlat[start:start + size]) for start in range(0, lonlat.shape[0], size)]
-        features = torch.cat(parts, dim=1) if parts else torch.zeros(self.dim, 0, dtype=torch.float64)
-        return features.T.to(dtype)
+        return torch.cat(parts, dim=1).T if parts else torch.zeros(0, self.dim, dtype=torch.float64)
 
     def _features(self, lonlat: torch.Tensor) -> torch.Tensor:
         """(L^2, n) float64, each expression as SatCLIP evaluates it (separate products and sums: no fused
@@ -134,8 +134,7 @@ class GeneratedSatclipHarmonics(SphericalHarmonics):
             rows = slice(power * power, self.dim)  # degrees l >= power: the only ones with this power
             torch.mul(coefficients[rows, power:power + 1], torch.pow(c, power)[None, :], out=term[rows])
             polynomial[rows] += term[rows]
-        order = self._order.to(dev)
-        angle = order * phi[None, :]
+        angle = self._power.to(dev, torch.float64)[:, None] * phi[None, :]
         trig = torch.where(self._sine.to(dev)[:, None], torch.sin(angle), torch.cos(angle))
         s2 = 1.0 - torch.pow(c, 2)
         halves = torch.stack([torch.pow(s2, m // 2 if m % 2 == 0 else m / 2) for m in range(self.degrees)])

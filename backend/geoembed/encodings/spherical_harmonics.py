@@ -44,14 +44,19 @@ MIN_CHUNK, MAX_CHUNK = 256, 2048
 WORK_BYTES = 40 << 20
 
 
+def check_degrees(degrees: int) -> None:
+    """ValueError unless the number of degrees L is an integer from 1 to MAX_DEGREES."""
+    if isinstance(degrees, bool) or not isinstance(degrees, int) or not 1 <= degrees <= MAX_DEGREES:
+        raise ValueError(f"spherical harmonics: degrees (L) must be an integer from 1 to {MAX_DEGREES}, "
+                         f"got {degrees!r}")
+
+
 class SphericalHarmonics(Encoding):
     """Real spherical harmonics, L^2 features, computed feature-major in float64, in chunks of points."""
 
     def __init__(self, degrees: int = 10, convention: str = "textbook"):
         super().__init__()
-        if isinstance(degrees, bool) or not isinstance(degrees, int) or not 1 <= degrees <= MAX_DEGREES:
-            raise ValueError(f"spherical harmonics: degrees (L) must be an integer from 1 to {MAX_DEGREES}, "
-                             f"got {degrees!r}")
+        check_degrees(degrees)
         if convention not in CONVENTIONS:
             raise ValueError(f"spherical harmonics: unknown convention {convention!r}; known: "
                              f"{', '.join(CONVENTIONS)} (and satclip-generated, SatCLIP's own expressions)")
