@@ -114,6 +114,12 @@ def test_generated_convention_matches_the_low_degree_formulas_and_is_finite():
     assert (generated - exact).abs().max() < 1e-8  # at low degree the rounded constants barely drift
 
 
+@pytest.mark.parametrize("degrees", [0, -3, 201, 2.5, True])
+def test_generated_convention_refuses_bad_degrees(degrees):
+    with pytest.raises(ValueError, match="degrees"):
+        build_encoding({"name": "sh", "degrees": degrees, "convention": "satclip-generated"})
+
+
 def test_card_records_the_source(imported):
     store, model_id, path = imported
     card = store.card(model_id)

@@ -80,8 +80,9 @@ def _card(config: dict, data: ImageSet, trainer: Trainer, metrics: dict, image_s
                      "device": metrics["device"], "precision": metrics["precision"],
                      "processes": metrics["processes"]},
     }
-    if encoding_resolution_km(encoding):
-        card["resolution_km"] = encoding_resolution_km(encoding)
+    resolution = encoding_resolution_km(encoding)
+    if resolution:
+        card["resolution_km"] = resolution
     return card
 
 
