@@ -62,8 +62,8 @@ class GeolocateAlgorithm(GeoEmbedAlgorithm):
 
     def shortHelpString(self):
         return (
-            "Embeds each image with the image encoder of a model trained with <b>Train location encoder</b> and "
-            "matches it against the location embeddings of a <b>gallery</b> of candidate places: the <b>Top K</b> "
+            "Embeds each image with the image encoder of a model trained with <b>Train location encoder</b> (the mean "
+            "over the flips and quarter turns it was trained with) and matches it against the location embeddings of a <b>gallery</b> of candidate places: the <b>Top K</b> "
             "places of each image become points with their rank, score (cosine) and probability (softmax at the "
             "model's temperature over the gallery). <b>Refine</b> moves each candidate to the best place of a "
             "denser patch of points around it.<br><br>"

@@ -9,12 +9,14 @@ from safetensors.torch import load_file
 from .errors import InputError
 from .models.registry import without_subnormals
 from .store import ModelStore, sha256_file
+from .training.augment import embed_symmetric
 from .training.image_encoders import build_image_encoder
 
 
 class ImageEmbedder:
     """``embed(images)`` takes raw (N, C, S, S) pixels (any dtype; the model's band count and patch size), applies
-    the band normalisation recorded at training and returns L2-normalised float32 (N, D) embeddings."""
+    the band normalisation recorded at training and returns L2-normalised float32 (N, D) embeddings: the mean over
+    the flips and quarter turns the model was trained with (augment.embed_symmetric), as its validation took them."""
 
     def __init__(self, model_id: str, store: ModelStore | None = None, device: str = "cpu", batch_size: int = 256):
         store = store or ModelStore()
@@ -32,6 +34,8 @@ class ImageEmbedder:
         self.mean = np.asarray(entry["normalisation"]["mean"], np.float64)
         self.std = np.asarray(entry["normalisation"]["std"], np.float64)
         self.temperature = float(card.get("temperature") or 1.0)
+        objective = card.get("training", {}).get("objective", {})
+        self.flips, self.rotations = bool(objective.get("flips")), bool(objective.get("rotations"))
         self.device = torch.device(device)
         self.batch_size = batch_size
         network = build_image_encoder(entry["architecture"], self.in_channels, int(card["dimension"]))
@@ -54,5 +58,5 @@ class ImageEmbedder:
         for start in range(0, len(images), self.batch_size):
             batch = (images[start:start + self.batch_size].astype(np.float64) - shift) * scale
             x = torch.from_numpy(batch.astype(np.float32)).to(self.device)
-            out.append(torch.nn.functional.normalize(self.network(x), dim=-1).cpu().numpy())
+            out.append(embed_symmetric(self.network, x, self.flips, self.rotations).cpu().numpy())
         return np.concatenate(out) if out else np.empty((0, int(self.card["dimension"])), np.float32)

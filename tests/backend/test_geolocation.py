@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from osgeo import ogr, osr
 from PIL import Image
 from pyproj import Transformer
@@ -259,6 +260,22 @@ def test_probability_map_over_a_region(tmp_path, models, photos):
     assert json.loads(points["description"])["geoembed_gallery_size"] == "800"  # the provenance
     lon, lat = np.array([f["geometry"]["coordinates"] for f in points["features"]]).T
     assert region.inside(lon, lat).all()  # refined points too stay in the region
+
+
+def test_images_are_embedded_over_the_symmetries_of_training(models):
+    """'tiny' was trained with flips and quarter turns: a turned or mirrored image is the same query."""
+    images, _ = models
+    assert images.flips and images.rotations
+    pixels = np.random.default_rng(0).integers(0, 256, (3, images.in_channels, images.patch_size,
+                                                           images.patch_size)).astype(np.uint8)
+    embedded = images.embed(pixels)
+    for other in (np.rot90(pixels, 1, axes=(2, 3)), pixels[..., ::-1], np.rot90(pixels[..., ::-1], 3, axes=(2, 3))):
+        assert np.allclose(images.embed(np.ascontiguousarray(other)), embedded, atol=1e-5)
+    shift, scale = images.mean[None, :, None, None], 1.0 / images.std[None, :, None, None]
+    with torch.no_grad():
+        plain = torch.nn.functional.normalize(images.network(torch.from_numpy(
+            ((pixels - shift) * scale).astype(np.float32))), dim=-1).numpy()
+    assert not np.allclose(plain, embedded, atol=1e-3)
 
 
 def test_raster_patches_at_points(tmp_path, models, world):  # noqa: F811

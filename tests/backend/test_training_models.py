@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from geoembed.coords import great_circle_km
-from geoembed.training.augment import EARTH_RADIUS_KM, _wrap_lon, augment_patches, jitter_lonlat, uniform_lonlat
+from geoembed.training.augment import (
+    EARTH_RADIUS_KM,
+    _wrap_lon,
+    augment_patches,
+    embed_symmetric,
+    jitter_lonlat,
+    symmetric_views,
+    uniform_lonlat,
+)
 from geoembed.training.image_encoders import build_image_encoder
 from geoembed.training.losses import ClipLoss, LocationQueue, MCBLDLoss
 
@@ -331,6 +339,35 @@ def test_augment_patches_is_a_random_symmetry(flips, rotations, expected):
     counts = np.bincount(_variants(images, out), minlength=8)
     assert set(np.flatnonzero(counts)) == expected
     assert counts[sorted(expected)].min() > 0.5 * 400 / len(expected)
+
+
+@pytest.mark.parametrize("flips, rotations, expected", [
+    (True, True, set(range(8))), (True, False, {0, 2, 4, 6}), (False, True, {0, 1, 2, 3}), (False, False, {0})])
+def test_symmetric_views_are_the_symmetries_augmentation_draws(flips, rotations, expected):
+    images = torch.randn(3, 2, 5, 5, generator=_generator(4))
+    views = symmetric_views(images, flips, rotations)
+    found = [set(_variants(images, v)) for v in views]
+    assert all(len(f) == 1 for f in found) and set.union(*found) == expected and len(views) == len(expected)
+
+
+@pytest.mark.parametrize("flips, rotations", [(True, True), (True, False), (False, True)])
+def test_embed_symmetric_is_the_same_for_every_view(flips, rotations):
+    """An embedding that tells views apart (a fixed linear map of the pixels) becomes one that does not."""
+    images = torch.randn(4, 3, 6, 6, generator=_generator(2), dtype=torch.float64)
+    weights = torch.randn(3 * 36, 5, generator=_generator(3), dtype=torch.float64)
+
+    def embed(x):
+        return x.flatten(1) @ weights
+    views = symmetric_views(images, flips, rotations)
+    assert not torch.allclose(embed(views[0]), embed(views[1]))
+    plain = embed_symmetric(embed, images, flips, rotations)
+    assert torch.allclose(plain.norm(dim=1), torch.ones(4, dtype=torch.float64))
+    for view in views:
+        assert torch.allclose(embed_symmetric(embed, view, flips, rotations), plain, atol=1e-12)
+    mean = sum(torch.nn.functional.normalize(embed(v), dim=-1) for v in views)
+    assert torch.allclose(plain, mean / mean.norm(dim=1, keepdim=True))
+    assert torch.allclose(embed_symmetric(embed, images, False, False),
+                          torch.nn.functional.normalize(embed(images), dim=-1))
 
 
 def test_augment_patches_reproducible():

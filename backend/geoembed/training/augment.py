@@ -7,6 +7,7 @@ draws whatever device the data are on.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -81,3 +82,25 @@ def augment_patches(images: torch.Tensor, generator: torch.Generator, flips: boo
         for turns in (1, 2, 3):
             out = torch.where((code >> 2) == turns, torch.rot90(out, turns, (-2, -1)), out)
     return out
+
+
+def symmetric_views(images: torch.Tensor, flips: bool = True, rotations: bool = True) -> list[torch.Tensor]:
+    """The distinct images of (B, C, S, S) under the symmetries ``augment_patches`` draws from: the 8 of the square
+    with both, the 4 flips (none, horizontal, vertical, both) or the 4 quarter turns with one, the identity alone
+    with neither."""
+    turns = range(4) if rotations else range(1)
+    if rotations:
+        mirrors = [images, images.flip(-1)] if flips else [images]
+    else:
+        mirrors = [images, images.flip(-1), images.flip(-2), images.flip(-1).flip(-2)] if flips else [images]
+    return [torch.rot90(m, k, (-2, -1)) if k else m for m in mirrors for k in turns]
+
+
+def embed_symmetric(embed: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, flips: bool = True,
+                    rotations: bool = True) -> torch.Tensor:
+    """Test-time augmentation: the L2-normalised mean of ``embed``'s L2-normalised embeddings of each of
+    ``symmetric_views``. A model trained with those augmentations has learnt them as one place; the mean evens out
+    where it has learnt that only roughly."""
+    views = symmetric_views(images, flips, rotations)
+    total = sum(torch.nn.functional.normalize(embed(v), dim=-1) for v in views)
+    return torch.nn.functional.normalize(total, dim=-1)

@@ -7,6 +7,7 @@ import torch
 
 from ..coords import fibonacci_lattice, great_circle_km
 from ..probable_place import MODE_CANDIDATES, by_probability_mass
+from .augment import embed_symmetric
 
 WITHIN_KM = (25, 200, 750, 2500)
 
@@ -43,14 +44,17 @@ def embed_in_batches(embed, values: np.ndarray, batch: int, device: torch.device
 
 @torch.inference_mode()
 def validate(model, images: np.ndarray, lonlat: np.ndarray, gallery: np.ndarray, batch: int,
-             device: torch.device, temperature: float = 1.0, radius_km: float | None = None) -> dict:
+             device: torch.device, temperature: float = 1.0, radius_km: float | None = None,
+             flips: bool = False, rotations: bool = False) -> dict:
     """Retrieval top-1/top-5 of the true location among the locations of its batch, and the geolocation error of
     the most probable gallery point (probable_place: the most probability within ``radius_km``; without a radius
-    the most similar point), for the validation set."""
+    the most similar point), for the validation set. Each image is embedded as the mean over the symmetries the
+    model was trained with (``flips``, ``rotations``; augment.embed_symmetric), as Geolocate embeds them."""
     was_training = model.training
     model.eval()
     try:
-        image_emb = embed_in_batches(model.embed_images, images, batch, device, torch.float32)
+        image_emb = embed_in_batches(lambda x: embed_symmetric(model.embed_images, x, flips, rotations), images,
+                                     batch, device, torch.float32)
         location_emb = embed_in_batches(model.embed_locations, lonlat, batch, device)
         gallery_emb = embed_in_batches(model.embed_locations, gallery, 8192, device)
     finally:

@@ -299,8 +299,9 @@ class Trainer:
         started = time.monotonic()
         if self.dist.main:
             radius = mode_radius_km(encoding_resolution_km(self.config["location_encoder"]["encoding"]))
+            objective = self.config["objective"]
             metrics = validate(self.model, self.val.images, self.val.lonlat, self.gallery, self.batch, self.device,
-                               self.objective.temperature, radius)
+                               self.objective.temperature, radius, objective["flips"], objective["rotations"])
             recent = s.losses[-1] if s.losses else float("nan")
             s.history.append({"epoch": math.ceil(s.step / self.steps_per_epoch), "step": s.step,
                               "train_loss": recent, **metrics})
