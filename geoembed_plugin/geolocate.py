@@ -63,10 +63,10 @@ class GeolocateAlgorithm(GeoEmbedAlgorithm):
     def shortHelpString(self):
         return (
             "Embeds each image with the image encoder of a model trained with <b>Train location encoder</b> (the mean "
-            "over the flips and quarter turns it was trained with) and matches it against the location embeddings of a <b>gallery</b> of candidate places: the <b>Top K</b> "
-            "places of each image become points with their rank, score (cosine) and probability (softmax at the "
-            "model's temperature over the gallery). <b>Refine</b> moves each candidate to the best place of a "
-            "denser patch of points around it.<br><br>"
+            "over the flips and quarter turns it was trained with) and matches it against the location embeddings "
+            "of a <b>gallery</b> of candidate places: the <b>Top K</b> places of each image become points with "
+            "their rank, score (cosine) and probability (softmax at the model's temperature over the gallery). "
+            "<b>Refine</b> moves each candidate to the best place of a denser patch of points around it.<br><br>"
             "<b>Images</b>: image files (JPEG, PNG, TIFF; <i>Add Directory</i> adds a folder's images), or "
             "patches of a <b>Raster</b> centred on the points of <b>Patch centres</b>.<br>"
             "<b>Gallery</b>: equal-area points (<b>Gallery size</b>), GeoCLIP's 100K gallery, or your own "
