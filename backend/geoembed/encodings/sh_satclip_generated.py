@@ -129,17 +129,17 @@ class GeneratedSatclipHarmonics(Encoding):
         c = torch.cos(theta)
         polynomial = torch.zeros(self.dim, n, dtype=torch.float64, device=dev)
         term = torch.empty_like(polynomial)
-        coefficients = self._coefficients.to(dev)
+        coefficients, abs_order = self._coefficients.to(dev), self._power.to(dev)
         for power in range(self.degrees - 1, -1, -1):  # the printed order: highest power first
             rows = slice(power * power, self.dim)  # degrees l >= power: the only ones with this power
             torch.mul(coefficients[rows, power:power + 1], torch.pow(c, power)[None, :], out=term[rows])
             polynomial[rows] += term[rows]
-        angle = self._power.to(dev, torch.float64)[:, None] * phi[None, :]
+        angle = abs_order.to(torch.float64)[:, None] * phi[None, :]
         trig = torch.where(self._sine.to(dev)[:, None], torch.sin(angle), torch.cos(angle))
         s2 = 1.0 - torch.pow(c, 2)
         halves = torch.stack([torch.pow(s2, m // 2 if m % 2 == 0 else m / 2) for m in range(self.degrees)])
-        factor = self._prefactor.to(dev) * halves[self._power.to(dev)]
+        factor = self._prefactor.to(dev) * halves[abs_order]
         single = self._single.to(dev)[:, None]
         value = torch.where(single, factor * trig, factor * polynomial * trig)
         value = torch.where(single & (self._single_power.to(dev) == 1)[:, None], value * c[None, :], value)
-        return torch.where((self._power.to(dev) == 0)[:, None], polynomial, value)
+        return torch.where((abs_order == 0)[:, None], polynomial, value)
