@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -139,6 +140,9 @@ def train_from_config(config_path: Path, run_dir: Path | None, resume: bool, dev
     progress.log(f"{len(data):,} samples: {len(train):,} for training, {len(val):,} for validation in held-out "
                  f"blocks of {validation['block_km']:g} km ({len(data) - len(train) - len(val):,} training samples "
                  f"within {validation['buffer_km']:g} km of them left out)")
+    # The card needs the statistics, not a third copy of the pixels: an empty index copies none (a slice would be a
+    # view that keeps them all in memory).
+    data = data.subset(np.zeros(0, np.int64))
     trainer = Trainer(config, train, val, run_dir, torch_device,
                       progress=lambda f, m: progress.report(0.1 + 0.85 * f, m), log=progress.log, dist=dist)
     if resume:

@@ -119,8 +119,8 @@ def resolve_device(name: str, dist: Distributed) -> torch.device:
 
 def fingerprint(data: ImageSet) -> str:
     """sha256 of the sampled positions and pixels: a resumed run must see the same data."""
-    h = hashlib.sha256(np.ascontiguousarray(data.lonlat).tobytes())
-    h.update(np.ascontiguousarray(data.images).tobytes())
+    h = hashlib.sha256(np.ascontiguousarray(data.lonlat))  # hashed through the buffer: no copy of the pixels
+    h.update(np.ascontiguousarray(data.images))
     return h.hexdigest()
 
 
