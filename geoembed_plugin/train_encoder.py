@@ -27,7 +27,7 @@ ENCODINGS = ["sh", "spherec", "spherec+", "spherem", "spherem+", "dfs", "grid", 
 # Each choice's spec besides its name and output width, as in the backend's training defaults (config.DEFAULTS).
 NETWORKS = {"siren": {"hidden": 256, "layers": 2}, "fcnet": {"hidden": 512}, "mlp": {"hidden": 512, "layers": 2},
             "linear": {}}
-IMAGE_ENCODERS = {"cnn": {"width": 16, "depth": 3}, "resnet18": {"width": 64}}
+IMAGE_ENCODERS = {"cnn": {"width": 32, "depth": 4}, "resnet18": {"width": 64}}
 LOSSES = ["clip", "mcbld", "geoclip"]
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 REQUEST = "request.json"     # the config this algorithm builds from its parameters, in the run folder

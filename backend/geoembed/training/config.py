@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
         "encoding": {"name": "sh", "degrees": 20},
         "network": {"name": "siren", "dim_out": 256, "hidden": 256, "layers": 2},
     },
-    "image_encoder": {"name": "cnn", "width": 16, "depth": 3},
+    "image_encoder": {"name": "cnn", "width": 32, "depth": 4},
     "objective": {
         "loss": "clip",          # clip | mcbld | geoclip (CLIP + a queue of GPS negatives)
         "queue_size": 4096,      # geoclip
