@@ -35,6 +35,7 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
     PROBE_TYPE = "PROBE_TYPE"
     FOLDS = "FOLDS"
     BLOCK_KM = "BLOCK_KM"
+    SMOOTH_KM = "SMOOTH_KM"
     SEED = "SEED"
     OUTPUT = "OUTPUT"
     REPORT = "REPORT"
@@ -119,6 +120,12 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
                                                minValue=1.0),
                   "Spatial block validation holds out whole blocks of this size, so the score shows how well the "
                   "probe extrapolates to unlabelled regions.", advanced=True)
+        self._add(QgsProcessingParameterNumber(self.SMOOTH_KM, "Smooth the embeddings over (km)",
+                                               QgsProcessingParameterNumber.Double, defaultValue=25.0, minValue=0.0,
+                                               maxValue=500.0),
+                  "Each embedding is the mean over the point and a ring of 6 points this far around it, in "
+                  "training and wherever the probe is applied (7 times the embedding work; 0: no smoothing). "
+                  "25 km made probes as accurate or more on every benchmark dataset.", advanced=True)
         self._add(QgsProcessingParameterNumber(self.SEED, "Random seed", QgsProcessingParameterNumber.Integer,
                                                defaultValue=0, minValue=0),
                   "Seed for sampling, folds and training: the same seed gives the same probe.", advanced=True)
@@ -176,6 +183,7 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
             f"--probe-type={self.parameterAsEnumString(parameters, self.PROBE_TYPE, context) or 'auto'}",
             f"--folds={self.parameterAsInt(parameters, self.FOLDS, context)}",
             f"--block-km={number(self.parameterAsDouble(parameters, self.BLOCK_KM, context))}",
+            f"--smooth-km={number(self.parameterAsDouble(parameters, self.SMOOTH_KM, context))}",
             f"--seed={self.parameterAsInt(parameters, self.SEED, context)}", f"--output={output}"]
         units = self.parameterAsString(parameters, self.UNITS, context).strip()
         if units:

@@ -42,6 +42,24 @@ def great_circle_km(lon1, lat1, lon2, lat2) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
 
+def destination(lon, lat, bearing_deg, km) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) degrees reached from (lon, lat) along the great circle of initial bearing ``bearing_deg``
+    (clockwise from north) after ``km``; arrays broadcast, float64, lon wrapped into [-180, 180).
+
+    In vector form q = cos d p + sin d (cos theta north + sin theta east), with (east, north) taken from the
+    point's longitude, so it stays exact at the poles (where north is the direction of that meridian).
+    """
+    lon, lat = np.radians(np.asarray(lon, np.float64)), np.radians(np.asarray(lat, np.float64))
+    d = np.asarray(km, np.float64)[..., None] / EARTH_RADIUS_KM
+    theta = np.radians(np.asarray(bearing_deg, np.float64))[..., None]
+    point = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+    north = np.stack([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)], axis=-1)
+    east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], axis=-1)
+    q = np.cos(d) * point + np.sin(d) * (np.cos(theta) * north + np.sin(theta) * east)
+    new_lat = np.degrees(np.arctan2(q[..., 2], np.hypot(q[..., 0], q[..., 1])))
+    return wrap_lon(np.degrees(np.arctan2(q[..., 1], q[..., 0]))), new_lat
+
+
 def check_lonlat(lon: float, lat: float, parameter: str) -> None:
     """Raise InputError unless (lon, lat) is a finite position on the globe."""
     if not (math.isfinite(lon) and math.isfinite(lat)) or abs(lat) > 90.0:

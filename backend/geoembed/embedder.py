@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -10,9 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .coords import destination
 from .models import registry
 from .pca import PCABasis
 from .store import CARD, PCA, WEIGHTS, ModelStore, sha256_file
+
+RING_POINTS = 6  # positions around each point for smooth_km
 
 
 class LocationEmbedder:
@@ -67,11 +71,30 @@ class LocationEmbedder:
         amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
         return self.device.type == "cpu" and bool(amx and amx())
 
-    @torch.inference_mode()
-    def embed(self, lon: np.ndarray, lat: np.ndarray,
-              on_batch: Callable[[int, int], None] | None = None, fast: bool = False) -> np.ndarray:
+    def embed(self, lon: np.ndarray, lat: np.ndarray, on_batch: Callable[[int, int], None] | None = None,
+              fast: bool = False, smooth_km: float = 0.0) -> np.ndarray:
         """``on_batch(done, total)`` is called before every batch and once at the end (e.g. to report progress
-        or to stop on a cancel request)."""
+        or to stop on a cancel request). ``smooth_km`` > 0: each embedding is the mean of the unit-length
+        embeddings at the position and at RING_POINTS positions ``smooth_km`` away (bearings 0, 60, ... 300
+        degrees): the encoder smoothed over that ground distance, at RING_POINTS + 1 times the cost."""
+        if not smooth_km:
+            return self._embed(lon, lat, on_batch, fast)
+        if not (math.isfinite(smooth_km) and smooth_km > 0):
+            raise ValueError(f"smooth_km must be a positive number of km or 0, got {smooth_km!r}")
+        lon, lat = np.asarray(lon, np.float64).ravel(), np.asarray(lat, np.float64).ravel()
+        parts = RING_POINTS + 1
+        total = np.zeros((len(lon), self.dim), np.float32)
+        for k in range(parts):
+            where = (lon, lat) if k == 0 else destination(lon, lat, (k - 1) * 360.0 / RING_POINTS, smooth_km)
+            report = None if on_batch is None else (
+                lambda done, n, k=k: on_batch(k * n + done, parts * n))
+            e = self._embed(*where, report, fast)
+            total += e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        return total / parts
+
+    @torch.inference_mode()
+    def _embed(self, lon: np.ndarray, lat: np.ndarray, on_batch: Callable[[int, int], None] | None,
+               fast: bool) -> np.ndarray:
         fast = fast and self.fast_available
         model = self._bfloat16_model() if fast else self.model
         lonlat = np.stack([np.asarray(lon, np.float64).ravel(), np.asarray(lat, np.float64).ravel()], axis=1)

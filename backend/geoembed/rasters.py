@@ -166,15 +166,15 @@ def _render(grid: RasterGrid, outputs: list[tuple[AtomicGeoTIFF, Finisher]], eva
 
 
 def _embed_checked(embedder: LocationEmbedder, progress: Progress, tracker: _PixelProgress,
-                   fast: bool = False) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Embed in batches (``fast``: see ``LocationEmbedder.embed``), checking for cancellation and reporting
-    progress between them."""
+                   fast: bool = False, smooth_km: float = 0.0) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Embed in batches (``fast``, ``smooth_km``: see ``LocationEmbedder.embed``), checking for cancellation and
+    reporting progress between them."""
     def between_batches(done: int, total: int) -> None:
         progress.check()
         if done and total > embedder.batch_size:
             tracker.within_window(done / total)
 
-    return lambda lon, lat: embedder.embed(lon, lat, between_batches, fast)
+    return lambda lon, lat: embedder.embed(lon, lat, between_batches, fast, smooth_km)
 
 
 def _linear(embedder: LocationEmbedder, dims: int | None) -> Callable[[np.ndarray], np.ndarray]:
@@ -185,14 +185,15 @@ def _linear(embedder: LocationEmbedder, dims: int | None) -> Callable[[np.ndarra
 
 
 def render_raster(embedder: LocationEmbedder, grid: RasterGrid, outputs: list[RasterOutput], linear: Callable,
-                  evaluation: str, tolerance: float, progress: Progress) -> int:
+                  evaluation: str, tolerance: float, progress: Progress, smooth_km: float = 0.0) -> int:
     """Write rasters whose bands are their ``finish(linear(embedding), lon, lat)`` of every valid pixel, window
     by window, in one pass, then add the evaluation report to their tags. They appear together, or none does.
-    Returns the valid pixel count."""
+    ``smooth_km``: embeddings smoothed over that distance (``LocationEmbedder.embed``). Returns the valid pixel
+    count."""
     tracker = _PixelProgress(progress, grid.width * grid.height)
-    fast = _embed_checked(embedder, progress, tracker, fast=True) if embedder.fast_available else None
-    evaluate, report = _evaluator(embedder, grid, _embed_checked(embedder, progress, tracker), linear, evaluation,
-                                  tolerance, fast)
+    fast = _embed_checked(embedder, progress, tracker, True, smooth_km) if embedder.fast_available else None
+    evaluate, report = _evaluator(embedder, grid, _embed_checked(embedder, progress, tracker, False, smooth_km),
+                                  linear, evaluation, tolerance, fast)
     with ExitStack() as stack:
         files = [stack.enter_context(AtomicGeoTIFF(o.path, grid, o.names, o.dtype, o.tags)) for o in outputs]
         valid = _render(grid, [(f, o.finish) for f, o in zip(files, outputs)], evaluate, tracker)

@@ -130,14 +130,32 @@ def test_apply_to_points_adds_fields_in_the_layer_crs(country_probe, cities, tmp
     assert ogr.Open(str(shapefile)).GetLayer(0).GetFeatureCount() == len(CITIES)
 
 
-def test_regression_from_a_climate_raster(store_home, cities, tmp_path):
+def test_the_probe_smooths_new_positions_as_in_training(country_probe, cities, embedder, tmp_path):
+    """Trained with the default smoothing (25 km), the probe smooths the embeddings it predicts from too."""
+    from geoembed.probes.probe import Probe
+
+    probe = Probe.load(country_probe[0])
+    assert probe.smooth_km == 25.0
+    out = tmp_path / "cities_pred.gpkg"
+    result(run("apply", "--probe", str(country_probe[0]), "--points", str(cities), "--output", str(out)))
+    written = ogr.Open(str(out))
+    got = {f.GetField("name"): f.GetField("confidence") for f in written.GetLayer(0)}
+    lon, lat = (np.array([CITIES[name][i] for name in got]) for i in (0, 1))
+    smoothed = probe.predict(embedder.embed(lon, lat, smooth_km=25.0), lon, lat).confidence
+    plain = probe.predict(embedder.embed(lon, lat), lon, lat).confidence
+    np.testing.assert_allclose(list(got.values()), smoothed, rtol=1e-4)
+    assert np.abs(smoothed - plain).max() > 1e-3
+
+
+def test_regression_from_a_climate_raster(store_home, cities, embedder, tmp_path):
     """Annual mean temperature (mean of 12 ERA5 months) over Europe: predictions near the truth at cities; the
     units given at training name the prediction raster's band."""
     probe = tmp_path / "t2m.geoprobe"
     done = result(run("train", "--raster", ERA5_T2M, "--band", "mean", "--samples", "600", "--extent=-10,35,30,60",
                       "--folds", "3", "--block-km", "500", "--units", "degC", "--output", str(probe)))
     assert done["task"] == "regression" and done["units"] == "degC"
-    assert "values in degC" in next(Path(p) for p in done["report"] if p.endswith(".md")).read_text()
+    text = next(Path(p) for p in done["report"] if p.endswith(".md")).read_text()
+    assert "values in degC" in text and "smoothed over 25 km" in text
     raster = tmp_path / "t2m.tif"
     applied = result(run("apply", "--probe", str(probe), "--extent=-10,35,30,60", "--crs", "EPSG:4326",
                          "--pixel-size", "5", "--output", str(raster)))
@@ -145,6 +163,17 @@ def test_regression_from_a_climate_raster(store_home, cities, tmp_path):
     with rasterio.open(raster) as ds:
         assert ds.descriptions == ("prediction (degC)",) and ds.tags()["geoembed_units"] == "degC"
         assert json.loads(ds.tags()["geoembed_probe"])["units"] == "degC"
+        mapped = ds.read(1)
+        rows, cols = np.indices(mapped.shape)
+        lon, lat = (np.asarray(v).ravel() for v in rasterio.transform.xy(ds.transform, rows.ravel(), cols.ravel()))
+    # every pixel is the probe's prediction from the embedding smoothed as in training (25 km by default)
+    from geoembed.probes.probe import Probe
+
+    trained = Probe.load(probe)
+    assert trained.smooth_km == 25.0
+    smoothed = trained.predict(embedder.embed(lon, lat, smooth_km=25.0), lon, lat).values
+    np.testing.assert_allclose(mapped.ravel(), smoothed, atol=1e-3)
+    assert np.abs(trained.predict(embedder.embed(lon, lat), lon, lat).values - smoothed).max() > 1e-2
     out = tmp_path / "t2m.gpkg"
     assert result(run("apply", "--probe", str(probe), "--points", str(cities), "--output", str(out)))["units"] == "degC"
     written = ogr.Open(str(out))
@@ -185,6 +214,8 @@ def test_tampered_probe_is_refused_and_nothing_written(country_probe, tmp_path):
     (["--raster", ERA5_T2M, "--samples", "0"], "SAMPLES"),
     (["--raster", ERA5_T2M, "--units", "m" * 41], "UNITS"),
     (["--raster", ERA5_T2M, "--units", "deg\nC"], "UNITS"),
+    (["--raster", ERA5_T2M, "--smooth-km", "-5"], "SMOOTH_KM"),
+    (["--raster", ERA5_T2M, "--smooth-km", "nan"], "SMOOTH_KM"),
 ])
 def test_bad_training_input_names_the_parameter(store_home, tmp_path, args, parameter):
     proc = run("train", *args, "--output", str(tmp_path / "p.geoprobe"))

@@ -101,19 +101,35 @@ def test_save_load_round_trip(band_probe, data, tmp_path):
     assert path.read_bytes()[8:9] == b"{"  # a safetensors file: 8-byte header length, then JSON
 
 
-def test_a_probe_saved_without_units_still_loads(band_probe, tmp_path):
-    """Probes saved before units were recorded have no "units" in their JSON: they load with none."""
+def _write_probe_file(probe: Probe, path, info: dict) -> None:
     from safetensors.numpy import save
 
     from geoembed.probes.probe import _digest
 
-    old = {key: value for key, value in band_probe.describe().items() if key != "units"}
-    text = json.dumps({**old, "metrics": {}, "train": {}}, sort_keys=True)
-    path = tmp_path / "old.geoprobe"
-    path.write_bytes(save(band_probe.tensors, metadata={"geoembed_probe": text,
-                                                        "sha256": _digest(text, band_probe.tensors)}))
-    loaded = Probe.load(path)
-    assert loaded.units == "" and loaded.classes == band_probe.classes
+    text = json.dumps({**info, "metrics": {}, "train": {}}, sort_keys=True)
+    path.write_bytes(save(probe.tensors, metadata={"geoembed_probe": text, "sha256": _digest(text, probe.tensors)}))
+
+
+def test_a_version_1_probe_still_loads(band_probe, tmp_path):
+    """Probes of format version 1 have no "smooth_km" and may have no "units": they load with neither."""
+    old = {k: v for k, v in band_probe.describe().items() if k not in ("units", "smooth_km")}
+    _write_probe_file(band_probe, tmp_path / "old.geoprobe", {**old, "version": 1})
+    loaded = Probe.load(tmp_path / "old.geoprobe")
+    assert loaded.units == "" and loaded.smooth_km == 0.0 and loaded.classes == band_probe.classes
+
+
+def test_a_probe_from_a_newer_version_is_refused(band_probe, tmp_path):
+    _write_probe_file(band_probe, tmp_path / "new.geoprobe", {**band_probe.describe(), "version": 99})
+    with pytest.raises(InputError, match="a newer GeoEmbed wrote it"):
+        Probe.load(tmp_path / "new.geoprobe")
+
+
+def test_smoothing_is_kept_in_the_probe_file(data, model, tmp_path):
+    lon, lat, emb = data
+    probe, _ = train_probe(emb[:300], _points(lon[:300], lat[:300], _smooth(lon[:300], lat[:300]), "regression"),
+                           model=model, folds=3, block_km=2000.0, smooth_km=25.0)
+    assert probe.smooth_km == 25.0 and probe.describe()["smooth_km"] == 25.0
+    assert Probe.load(probe.save(tmp_path / "p.geoprobe")).smooth_km == 25.0
 
 
 @pytest.mark.parametrize("where", ["tensors", "header"])

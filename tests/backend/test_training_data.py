@@ -388,6 +388,26 @@ def test_spatial_split_holds_out_whole_blocks_with_a_buffer():
     assert not np.array_equal(other[1], val) and len(other[0]) + len(other[1]) == len(lonlat)
 
 
+def test_split_moves_the_training_images_in_place(monkeypatch):
+    """ImageSet.split gives the same subsets as indexing, its training images in the original array's memory."""
+    from geoembed.training import dataset
+
+    monkeypatch.setattr(dataset, "SPLIT_ROWS", 7)  # many chunks, so rows cross chunk boundaries
+    lonlat = np.stack(fibonacci_lattice(600), axis=1)
+    images = np.random.default_rng(0).standard_normal((600, 3, 8, 8)).astype(np.float16)
+    train_idx, val_idx = spatial_split(lonlat, block_km=1500, val_fraction=0.2, buffer_km=400, seed=0)
+    whole = ImageSet(images.copy(), lonlat, np.zeros(3), np.ones(3), {"kind": "test"})
+    train, val = whole.split(train_idx, val_idx)
+    np.testing.assert_array_equal(train.images, images[train_idx])
+    np.testing.assert_array_equal(val.images, images[val_idx])
+    np.testing.assert_array_equal(train.lonlat, lonlat[train_idx])
+    np.testing.assert_array_equal(val.lonlat, lonlat[val_idx])
+    assert np.shares_memory(train.images, whole.images) and not np.shares_memory(val.images, whole.images)
+    assert train.images.flags.c_contiguous and train.description == {"kind": "test"}
+    with pytest.raises(ValueError, match="sorted"):
+        ImageSet(images.copy(), lonlat, np.zeros(3), np.ones(3), {}).split(train_idx[::-1], val_idx)
+
+
 @pytest.mark.parametrize("kwargs, parameter", [
     ({"val_fraction": 1.0}, "VAL_FRACTION"),
     ({"block_km": 30000}, "BLOCK_KM"),

@@ -12,7 +12,6 @@ import torch
 from geoembed.coords import great_circle_km
 from geoembed.training.augment import (
     EARTH_RADIUS_KM,
-    _wrap_lon,
     augment_patches,
     embed_symmetric,
     jitter_lonlat,
@@ -278,12 +277,6 @@ def test_jitter_at_the_poles(origin):
     np.testing.assert_allclose(colatitude_km, distance, atol=1e-6)
     assert np.mean(distance <= km / 2) == pytest.approx(_cap_fraction(km / 2, km), abs=0.005)
     assert np.histogram(out[:, 0], bins=8, range=(-180, 180))[0] / SAMPLES == pytest.approx(1 / 8, abs=0.005)
-
-
-def test_wrap_lon():
-    """atan2 may return exactly 180 degrees, which must become -180."""
-    lon = torch.tensor([-180.0, -0.0, 179.999, 180.0], dtype=torch.float64)
-    assert _wrap_lon(lon).tolist() == [-180.0, 0.0, 179.999, -180.0]
 
 
 def test_jitter_zero_reproducible_and_checked():

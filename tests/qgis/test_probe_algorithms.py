@@ -1,5 +1,6 @@
 """Train probe, apply probe to a raster and to points, through processing.run (real QGIS, real backend)."""
 
+import json
 import math
 
 import processing
@@ -53,7 +54,7 @@ def probe(tmp_path_factory):
     out = folder / "country.geoprobe"
     result = processing.run("geoembed:trainprobe", {
         "VECTOR": f"{labels}|layername=countries", "FIELD": "iso_a2", "SAMPLES": 300, "FOLDS": 3, "BLOCK_KM": 300,
-        "OUTPUT": str(out)})
+        "SMOOTH_KM": 10, "OUTPUT": str(out)})
     return out, result
 
 
@@ -65,6 +66,13 @@ def test_train_probe_writes_probe_and_html_report(probe):
     html = open(report, encoding="utf-8").read()
     assert "iso_a2" in html and "<table" in html and ".png" in html
     assert result["SUMMARY"]
+
+
+def test_train_probe_keeps_the_smoothing_radius(probe):
+    """The probe file (safetensors: an 8-byte header length, then the JSON header) records SMOOTH_KM."""
+    data = probe[0].read_bytes()
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    assert json.loads(header["__metadata__"]["geoembed_probe"])["smooth_km"] == 10.0
 
 
 def test_apply_probe_to_raster_is_styled_with_class_names(probe, tmp_path):

@@ -60,7 +60,7 @@ def apply_raster(embedder: LocationEmbedder, probe: Probe, grid: RasterGrid, out
     tags = {**provenance(embedder, "probe", grid, {"dtype": dtype, "evaluation": evaluation,
                                                    "tolerance": tolerance}), **_probe_tags(probe)}
     valid = render_raster(embedder, grid, [RasterOutput(output, names, dtype, tags, finish)], lambda e: e,
-                          evaluation, tolerance, progress)
+                          evaluation, tolerance, progress, probe.smooth_km)
     result = {"output": str(output), "width": grid.width, "height": grid.height, "bands": len(names),
               "valid_pixels": valid, "task": probe.task, "label": probe.label}
     if classes:
@@ -190,7 +190,7 @@ def _predict_chunk(embedder: LocationEmbedder, probe: Probe, features: list, tra
     lon[ok] = wrap_lon(lon[ok])
     values = confidence = None
     if ok.any():
-        prediction = probe.predict(embedder.embed(lon[ok], lat[ok]), lon[ok], lat[ok])
+        prediction = probe.predict(embedder.embed(lon[ok], lat[ok], smooth_km=probe.smooth_km), lon[ok], lat[ok])
         values, confidence = prediction.values, prediction.confidence
     rows = np.flatnonzero(ok)
     position = {row: k for k, row in enumerate(rows)}

@@ -21,7 +21,8 @@ from ..errors import InputError
 from .heads import KnnIndex, make_inputs, predict_kernel, predict_knn, predict_linear, predict_mlp
 
 FORMAT = "geoembed-probe"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no smooth_km (0)
 BATCH = 65536
 
 
@@ -49,6 +50,7 @@ class Probe:
     metrics: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     units: str = ""  # of the regression values, e.g. "mm/year" ("" unknown; probes saved before it have none)
+    smooth_km: float = 0.0  # embeddings are smoothed over this distance (LocationEmbedder.embed), in training too
 
     def __post_init__(self):
         self._knn: KnnIndex | None = None
@@ -65,7 +67,7 @@ class Probe:
         """What the probe is, without its weights or metrics (JSON-able, small)."""
         return {"format": FORMAT, "version": VERSION, "task": self.task, "label": self.label, "model": self.model,
                 "classes": self.classes, "coordinate_degrees": self.coordinate_degrees, "heads": self.heads,
-                "value_range": self.value_range, "units": self.units}
+                "value_range": self.value_range, "units": self.units, "smooth_km": self.smooth_km}
 
     def check_compatible(self, model_id: str, weights_sha256: str, dimension: int) -> None:
         """Raise InputError("PROBE") unless the embeddings come from the model the probe was trained on."""
@@ -157,12 +159,13 @@ class Probe:
             if meta.get("sha256") != _digest(text, tensors):
                 raise ValueError("its checksum does not match its contents")
             info = json.loads(text)
-            if info.get("format") != FORMAT or info.get("version") != VERSION:
+            if info.get("format") != FORMAT or info.get("version") not in READABLE_VERSIONS:
                 raise ValueError(f"format {info.get('format')!r} version {info.get('version')!r} is not "
-                                 f"{FORMAT!r} version {VERSION}")
+                                 f"{FORMAT!r} version {' or '.join(map(str, READABLE_VERSIONS))}: a newer GeoEmbed "
+                                 "wrote it")
             return cls(info["task"], info["label"], info["classes"], info["model"], info["coordinate_degrees"],
                        info["heads"], tensors, info["value_range"], info.get("metrics", {}), info.get("train", {}),
-                       info.get("units", ""))
+                       info.get("units", ""), float(info.get("smooth_km", 0.0)))
         except InputError:
             raise
         except Exception as e:

@@ -43,12 +43,15 @@ def _head(head: dict) -> str:
 def _markdown(report: dict, png: str) -> str:
     model, classes = report["model"], report["classes"]
     heads = ", ".join(_head(h) for h in report["probe"]["heads"])
+    smooth = report["probe"].get("smooth_km")
     lines = [
         f"# Probe report: {report['label']}", "",
         f"- task: {report['task']}" + (f", {len(classes)} classes" if classes else "")
         + (f", values in {report['units']}" if report.get("units") else ""),
         f"- labelled points: {report['samples']:,}",
         f"- model: {model['model_id']} ({model['dimension']}-d, weights sha256 {model['weights_sha256']})",
+        "- embeddings: " + (f"smoothed over {smooth:g} km (the mean over each place and 6 places around it)"
+                            if smooth else "not smoothed"),
         f"- heads and blend weights (chosen by inner cross-validation): {heads}",
         f"- final fit: {report['fit_seconds']:.1f} s", "",
         f"## Cross-validation: {report['folds']} random folds and {report['folds']} folds of spatial blocks of "

@@ -57,9 +57,9 @@ def head_kinds(probe_type: str, n: int) -> list[str]:
 
 def fit_probe(embeddings: np.ndarray, lon: np.ndarray, lat: np.ndarray, y: np.ndarray, *, task: str,
               classes: list[str] | None, label: str, model: dict, probe_type: str = "auto", seed: int = 0,
-              kinds: list[str] | None = None, progress: ProgressFn = None) -> Probe:
+              kinds: list[str] | None = None, smooth_km: float = 0.0, progress: ProgressFn = None) -> Probe:
     """One probe on these points (y: class indices or float values), heads (default: head_kinds) blended by
-    inner CV."""
+    inner CV; ``smooth_km``: how the embeddings were smoothed (the probe applies it to new positions)."""
     kinds = kinds or head_kinds(probe_type, len(y))
     n_classes = len(classes) if classes is not None else 0
     tensors = standardisation(embeddings, lon, lat, COORD_DEGREES)
@@ -98,7 +98,8 @@ def fit_probe(embeddings: np.ndarray, lon: np.ndarray, lat: np.ndarray, y: np.nd
         head["weight"] = weight
         if predicted is not None:
             head["inner_cv_score"] = score(task, y[rows], predicted)
-    return Probe(task, label, classes, dict(model), COORD_DEGREES, heads, tensors, value_range)
+    return Probe(task, label, classes, dict(model), COORD_DEGREES, heads, tensors, value_range,
+                 smooth_km=float(smooth_km))
 
 
 def _labels(points: LabelledPoints) -> tuple[np.ndarray, list[str] | None]:
@@ -162,12 +163,13 @@ def _plot_data(task: str, y: np.ndarray, classes, predicted: dict[str, np.ndarra
 
 
 def train_probe(embeddings: np.ndarray, points: LabelledPoints, *, model: dict, probe_type: str = "auto",
-                folds: int = 5, block_km: float = 1000.0, seed: int = 0, units: str = "",
+                folds: int = 5, block_km: float = 1000.0, seed: int = 0, units: str = "", smooth_km: float = 0.0,
                 progress: ProgressFn = None) -> tuple[Probe, dict]:
     """Cross-validate on random and on spatial-block folds, then fit the probe on all points.
 
-    ``model``: model_id, weights_sha256, dimension; ``units``: of regression labels (kept by the probe). Returns
-    (probe, report); raises InputError before any work if the folds are impossible.
+    ``model``: model_id, weights_sha256, dimension; ``units``: of regression labels and ``smooth_km``: the
+    smoothing of ``embeddings`` (both kept by the probe). Returns (probe, report); raises InputError before any
+    work if the folds are impossible.
     """
     if probe_type not in PROBE_TYPES:
         raise InputError("PROBE_TYPE", f"unknown probe type {probe_type!r}; use one of {', '.join(PROBE_TYPES)}")
@@ -193,7 +195,8 @@ def train_probe(embeddings: np.ndarray, points: LabelledPoints, *, model: dict, 
         done += folds
     start = time.perf_counter()
     probe = fit_probe(embeddings, points.lon, points.lat, y, task=points.task, classes=classes, label=points.name,
-                      model=model, seed=seed, kinds=kinds, progress=lambda f, m: step(f, f"final fit: {m}"))
+                      model=model, seed=seed, kinds=kinds, smooth_km=smooth_km,
+                      progress=lambda f, m: step(f, f"final fit: {m}"))
     seconds = time.perf_counter() - start
     main = "accuracy" if points.task == "classification" else "r2"
     summary = {f"{split}_{who}_{main}": validation[split]["metrics"][who][main]

@@ -9,17 +9,14 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 
-from ..coords import EARTH_RADIUS_KM
+from ..coords import EARTH_RADIUS_KM, destination
 
 
 def _uniform(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.rand(shape, generator=generator, dtype=torch.float64, device=generator.device).to(device)
-
-
-def _wrap_lon(lon: torch.Tensor) -> torch.Tensor:
-    return torch.where(lon >= 180.0, lon - 360.0, lon)
 
 
 def uniform_lonlat(n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -37,8 +34,7 @@ def jitter_lonlat(lonlat: torch.Tensor, km: float, generator: torch.Generator) -
     longitude shrinks towards the poles). Bearing theta is uniform in [0, 2 pi) and the angular distance d has
     cos d uniform in [cos r, 1], r = km / 6371.0088, which makes the cap's area element uniform; d is computed as
     2 asin(sqrt(u) sin(r / 2)) to keep precision for small caps. The destination is the spherical destination
-    formula in vector form, q = cos d p + sin d (cos theta north + sin theta east), with (east, north) taken from
-    the point's longitude so it stays exact at the poles; lon is wrapped into [-180, 180). km = 0 returns the
+    formula (``coords.destination``, exact at the poles); lon is wrapped into [-180, 180). km = 0 returns the
     positions unchanged (as float64) and draws nothing.
     """
     if lonlat.ndim != 2 or lonlat.shape[1] != 2:
@@ -49,18 +45,10 @@ def jitter_lonlat(lonlat: torch.Tensor, km: float, generator: torch.Generator) -
     lonlat = lonlat.to(torch.float64)
     if radius == 0.0:
         return lonlat
-    u = _uniform((lonlat.shape[0], 2), generator, lonlat.device)
-    bearing = 2.0 * math.pi * u[:, 0]
-    distance = 2.0 * torch.asin(torch.sqrt(u[:, 1]) * math.sin(radius / 2.0))
-    lon, lat = torch.deg2rad(lonlat[:, 0]), torch.deg2rad(lonlat[:, 1])
-    point = torch.stack([torch.cos(lat) * torch.cos(lon), torch.cos(lat) * torch.sin(lon), torch.sin(lat)], dim=1)
-    north = torch.stack([-torch.sin(lat) * torch.cos(lon), -torch.sin(lat) * torch.sin(lon), torch.cos(lat)], dim=1)
-    east = torch.stack([-torch.sin(lon), torch.cos(lon), torch.zeros_like(lon)], dim=1)
-    direction = torch.cos(bearing)[:, None] * north + torch.sin(bearing)[:, None] * east
-    q = torch.cos(distance)[:, None] * point + torch.sin(distance)[:, None] * direction
-    new_lon = _wrap_lon(torch.rad2deg(torch.atan2(q[:, 1], q[:, 0])))
-    new_lat = torch.rad2deg(torch.atan2(q[:, 2], torch.hypot(q[:, 0], q[:, 1])))
-    return torch.stack([new_lon, new_lat], dim=1)
+    u = _uniform((lonlat.shape[0], 2), generator, torch.device("cpu")).numpy()
+    distance_km = EARTH_RADIUS_KM * 2.0 * np.arcsin(np.sqrt(u[:, 1]) * math.sin(radius / 2.0))
+    lon, lat = destination(lonlat[:, 0].cpu().numpy(), lonlat[:, 1].cpu().numpy(), 360.0 * u[:, 0], distance_km)
+    return torch.from_numpy(np.stack([lon, lat], axis=1)).to(lonlat.device)
 
 
 def augment_patches(images: torch.Tensor, generator: torch.Generator, flips: bool = True,

@@ -13,6 +13,7 @@ from ..errors import InputError
 
 STATS_SAMPLE = 4096  # images drawn to compute the per-band mean and standard deviation
 CHUNK_VALUES = 1 << 23  # values converted to floating point at a time
+SPLIT_ROWS = 4096  # images moved at a time by ImageSet.split
 
 
 @dataclass
@@ -28,6 +29,23 @@ class ImageSet:
 
     def subset(self, index) -> ImageSet:
         return ImageSet(self.images[index], self.lonlat[index], self.mean, self.std, dict(self.description))
+
+    def split(self, train_index: np.ndarray, val_index: np.ndarray) -> tuple[ImageSet, ImageSet]:
+        """The subsets at ``train_index`` and ``val_index`` (each sorted), without a second copy of the pixels: the
+        validation subset is copied out, then the training images are moved to the front of this set's array (in
+        place, SPLIT_ROWS at a time) and the training subset is a view of them. This set's images are scrambled."""
+        val = self.subset(val_index)
+        train_index = np.asarray(train_index, np.int64)
+        if len(train_index) and (np.any(np.diff(train_index) <= 0) or train_index[0] < 0):
+            raise ValueError("the training index must be sorted, without repeats")
+        images = self.images
+        # rows only move down (train_index[i] >= i), so each is read before anything overwrites it
+        for start in range(0, len(train_index), SPLIT_ROWS):
+            rows = train_index[start:start + SPLIT_ROWS]
+            images[start:start + len(rows)] = images[rows]
+        train = ImageSet(images[:len(train_index)], self.lonlat[train_index], self.mean, self.std,
+                         dict(self.description))
+        return train, val
 
     def __len__(self) -> int:
         return len(self.lonlat)

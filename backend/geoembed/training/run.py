@@ -136,12 +136,11 @@ def train_from_config(config_path: Path, run_dir: Path | None, resume: bool, dev
     train_idx, val_idx = spatial_split(data.lonlat, block_km=float(validation["block_km"]),
                                        val_fraction=float(validation["fraction"]),
                                        buffer_km=float(validation["buffer_km"]), seed=int(config["seed"]))
-    train, val = data.subset(train_idx), data.subset(val_idx)
+    train, val = data.split(train_idx, val_idx)
     progress.log(f"{len(data):,} samples: {len(train):,} for training, {len(val):,} for validation in held-out "
                  f"blocks of {validation['block_km']:g} km ({len(data) - len(train) - len(val):,} training samples "
                  f"within {validation['buffer_km']:g} km of them left out)")
-    # The card needs the statistics, not a third copy of the pixels: an empty index copies none (a slice would be a
-    # view that keeps them all in memory).
+    # The card needs the statistics, not the (now scrambled) pixels: an empty index copies none.
     data = data.subset(np.zeros(0, np.int64))
     trainer = Trainer(config, train, val, run_dir, torch_device,
                       progress=lambda f, m: progress.report(0.1 + 0.85 * f, m), log=progress.log, dist=dist)
