@@ -75,6 +75,16 @@ def test_train_probe_keeps_the_smoothing_radius(probe):
     assert json.loads(header["__metadata__"]["geoembed_probe"])["smooth_km"] == 10.0
 
 
+def test_smoothing_is_optional_so_older_models_still_validate():
+    """A graphical model saved before SMOOTH_KM existed has no value for it: it must validate and get 25 km."""
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    parameter = QgsApplication.processingRegistry().algorithmById("geoembed:trainprobe").parameterDefinition(
+        "SMOOTH_KM")
+    assert parameter.flags() & QgsProcessingParameterDefinition.FlagOptional
+    assert parameter.defaultValue() == 25.0
+
+
 def test_apply_probe_to_raster_is_styled_with_class_names(probe, tmp_path):
     path, _ = probe
     out = tmp_path / "countries.tif"
