@@ -36,7 +36,6 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
     FOLDS = "FOLDS"
     BLOCK_KM = "BLOCK_KM"
     SMOOTH_KM = "SMOOTH_KM"
-    SMOOTH_DEFAULT = 25.0
     SEED = "SEED"
     OUTPUT = "OUTPUT"
     REPORT = "REPORT"
@@ -121,9 +120,10 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
                                                minValue=1.0),
                   "Spatial block validation holds out whole blocks of this size, so the score shows how well the "
                   "probe extrapolates to unlabelled regions.", advanced=True)
-        # optional, so that models saved before the parameter existed still validate (they get the default)
+        # optional, so that models saved before the parameter existed still validate: parameterAsDouble gives them
+        # the default
         self._add(QgsProcessingParameterNumber(self.SMOOTH_KM, "Smooth the embeddings over (km)",
-                                               QgsProcessingParameterNumber.Double, defaultValue=self.SMOOTH_DEFAULT,
+                                               QgsProcessingParameterNumber.Double, defaultValue=25.0,
                                                optional=True, minValue=0.0, maxValue=500.0),
                   "Each embedding is the mean over the point and a ring of 6 points this far around it, in "
                   "training and wherever the probe is applied (up to 7 times the embedding work; 0: no smoothing). "
@@ -171,11 +171,6 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
             options += [f"--extent={','.join(number(v) for v in values)}", f"--extent-crs={crs_text(crs)}"]
         return options
 
-    def _smooth_km(self, parameters, context):
-        if parameters.get(self.SMOOTH_KM) in (None, ""):
-            return self.SMOOTH_DEFAULT
-        return self.parameterAsDouble(parameters, self.SMOOTH_KM, context)
-
     def processAlgorithm(self, parameters, context, feedback):
         ok, message = self.validate(parameters, context)
         if not ok:
@@ -190,7 +185,7 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
             f"--probe-type={self.parameterAsEnumString(parameters, self.PROBE_TYPE, context) or 'auto'}",
             f"--folds={self.parameterAsInt(parameters, self.FOLDS, context)}",
             f"--block-km={number(self.parameterAsDouble(parameters, self.BLOCK_KM, context))}",
-            f"--smooth-km={number(self._smooth_km(parameters, context))}",
+            f"--smooth-km={number(self.parameterAsDouble(parameters, self.SMOOTH_KM, context))}",
             f"--seed={self.parameterAsInt(parameters, self.SEED, context)}", f"--output={output}"]
         units = self.parameterAsString(parameters, self.UNITS, context).strip()
         if units:

@@ -49,10 +49,10 @@ def destination(lon, lat, bearing_deg, km) -> tuple[np.ndarray, np.ndarray]:
     In vector form q = cos d p + sin d (cos theta north + sin theta east), with (east, north) taken from the
     point's longitude, so it stays exact at the poles (where north is the direction of that meridian).
     """
+    point = unit_vectors(lon, lat)
     lon, lat = np.radians(np.asarray(lon, np.float64)), np.radians(np.asarray(lat, np.float64))
     d = np.asarray(km, np.float64)[..., None] / EARTH_RADIUS_KM
     theta = np.radians(np.asarray(bearing_deg, np.float64))[..., None]
-    point = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
     north = np.stack([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)], axis=-1)
     east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], axis=-1)
     q = np.cos(d) * point + np.sin(d) * (np.cos(theta) * north + np.sin(theta) * east)
