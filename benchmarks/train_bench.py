@@ -40,7 +40,7 @@ CONFIG = {
     "location_encoder": {"encoding": {"name": "sh", "degrees": 20},
                          "network": {"name": "siren", "dim_out": 256, "hidden": 256, "layers": 2}},
     "image_encoder": {"name": "cnn", "width": 16, "depth": 3},
-    "objective": {"loss": "geoclip", "queue_size": 4096},
+    "objective": {"loss": "geoclip", "queue_size": 4096, "jitter_km": 5},
     "schedule": {"batch_size": 512, "epochs": 1000},
     "optimizer": {"lr": 1e-3, "warmup_steps": 50},
     "gallery": 100000,
@@ -48,7 +48,10 @@ CONFIG = {
 }
 # 32 patch pixels of 4 x 7.4 km: a patch spans ~950 km, so centres 1,350 km apart (~950 x sqrt 2) share no pixel
 STRICT = {**CONFIG, "data": {**CONFIG["data"], "validation": {"block_km": 500, "fraction": 0.03, "buffer_km": 1350}}}
-NATIVE = {**CONFIG, "data": {**CONFIG["data"], "downsample": 1}}  # 32 pixels of 7.4 km: ~240 km patches
+# 32 pixels of 7.4 km: ~240 km patches; positions jittered over half of that ("auto")
+NATIVE = {**CONFIG, "data": {**CONFIG["data"], "downsample": 1},
+          "image_encoder": {"name": "cnn", "width": 32, "depth": 5},
+          "objective": {"loss": "geoclip", "queue_size": 4096, "jitter_km": "auto"}, "precision": "bfloat16"}
 SETTINGS = {  # name: (config, minutes of each run, suffix of the runs' model ids)
     "mosaic pixels, issue's split": (NATIVE, NATIVE_MINUTES, "-native"),
     "downsample 4, issue's split": (CONFIG, MINUTES, ""),
@@ -136,7 +139,8 @@ def report() -> str:
             rows += [_row(f"{name}, {split}", m, ["", "", "", "", ""]) for name, m in _baselines(config).items()]
     header = ("| model | median error (km) | % within 25 km | % within 200 km | % within 750 km | % within 2500 km | "
               "retrieval top-1 / top-5 (%, batches of 512) | steps | samples/s | wall time (s) | peak MiB |")
-    config_text = json.dumps({k: v for k, v in CONFIG.items() if k != "data"})
+    configs = [f"{split}: `{json.dumps({k: v for k, v in config.items() if k != 'data'})}`"
+               for split, (config, minutes_list, _) in SETTINGS.items() if minutes_list]
     return "\n".join([
         "Command: `.venv/bin/python benchmarks/run.py --only training` (minutes of the runs from "
         "`GEOEMBED_BENCH_TRAIN_NATIVE_MINUTES`, `GEOEMBED_BENCH_TRAIN_MINUTES` (default 10,60 each) and "
@@ -149,5 +153,6 @@ def report() -> str:
         "that no training patch shares a pixel with a validation patch. Error: great-circle distance from the best "
         "of 100,000 equal-area gallery points (whole globe, oceans included) to the truth. Wall time includes "
         "sampling the patches, validation after every epoch and installing the model.", "",
-        f"Config (besides the data): `{config_text}`", "",
+        "Configs (besides the data; `precision: bfloat16` is autocast on this CPU's AMX units):", "",
+        *(f"- {line}" for line in configs), "",
         header, "|---|" + "---:|" * 10, *rows, ""])

@@ -3,6 +3,7 @@ the spatially separate validation split."""
 
 from __future__ import annotations
 
+import math
 import sysconfig
 import warnings
 from pathlib import Path
@@ -12,12 +13,12 @@ import pytest
 import rasterio
 from osgeo import ogr, osr
 from PIL import Image
-from pyproj import Transformer
+from pyproj import CRS, Transformer
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_bounds
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from geoembed.coords import fibonacci_lattice, great_circle_km
+from geoembed.coords import EARTH_RADIUS_KM, fibonacci_lattice, great_circle_km
 from geoembed.errors import InputError
 from geoembed.probes.validation import spatial_blocks
 from geoembed.training import patches as patches_module
@@ -101,11 +102,23 @@ def test_blue_marble_patches_are_the_pixels_around_places_uniform_on_the_sphere(
     d = images.description
     assert d["sources"][0]["crs"] == "EPSG:4326" and d["sources"][0]["bands"] == [1, 2, 3]
     assert d["patch_size"] == 16 and d["samples"] == 3000 and d["normalisation"].startswith("computed")
+    assert d["sources"][0]["pixel_km"] == pytest.approx(DEG * math.pi / 180 * EARTH_RADIUS_KM, rel=1e-4)  # 7.41 km
+    assert d["patch_km"] == pytest.approx(16 * d["sources"][0]["pixel_km"], abs=0.01)
     assert d["drawn"] == 3000 + d["outside"] + d["nodata"] + d["black"] and d["outside"] > 0  # near the poles
     once, again, other = (sample_raster_patches([BLUE_MARBLE], samples=300, patch_size=16, seed=seed)
                           for seed in (3, 3, 4))
     assert np.array_equal(once.lonlat, again.lonlat) and np.array_equal(once.images, again.images)
     assert not np.array_equal(once.lonlat, other.lonlat)
+
+
+@pytest.mark.parametrize("crs, height, km", [
+    ("EPSG:4326", 1.0, 111.195),  # a degree of latitude on the sphere of radius 6371.0088 km
+    ("EPSG:32633", 30.0, 0.03),  # metres
+    ("EPSG:2263", 1000.0, 0.3048006),  # US survey feet
+    ("EPSG:4326", -0.5, 55.5975),  # a north-up transform's negative pixel height
+])
+def test_pixel_ground_size_follows_the_crs_units(crs, height, km):
+    assert patches_module.pixel_km(CRS.from_user_input(crs), height) == pytest.approx(km, rel=1e-5)
 
 
 def test_land_mask_places_every_patch_in_a_country():
@@ -151,6 +164,7 @@ def test_projected_raster_patches_show_the_right_place(bmng, tmp_path):
     path = write_tif(tmp_path / "europe_3035.tif", warped, "EPSG:3035", transform, nodata=np.nan)
     images = sample_raster_patches([{"path": path}], samples=400, patch_size=8, seed=1)
     assert images.description["sources"][0]["crs"] == "EPSG:3035"
+    assert images.description["patch_km"] == pytest.approx(8 * abs(transform.e) / 1000, abs=0.01)  # metres
     assert images.description["nodata"] > 0  # the wedges outside the warped crop
     assert np.isfinite(images.images).all()
     lon, lat = images.lonlat.T

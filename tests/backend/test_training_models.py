@@ -12,7 +12,9 @@ import torch
 from geoembed.coords import great_circle_km
 from geoembed.training.augment import (
     EARTH_RADIUS_KM,
+    PHOTO_JITTER_KM,
     augment_patches,
+    auto_jitter_km,
     embed_symmetric,
     jitter_lonlat,
     symmetric_views,
@@ -293,6 +295,11 @@ def test_jitter_zero_reproducible_and_checked():
             jitter_lonlat(lonlat, km, _generator())
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         jitter_lonlat(lonlat[:, :1], 1.0, _generator())
+
+
+def test_auto_jitter_is_half_a_patch_or_a_few_km_for_photos():
+    assert auto_jitter_km({"kind": "raster patches", "patch_km": 237.2}) == 118.6
+    assert auto_jitter_km({"kind": "photos"}) == PHOTO_JITTER_KM == 5.0
 
 
 def test_uniform_lonlat_is_uniform_on_the_sphere():

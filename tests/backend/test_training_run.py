@@ -111,6 +111,10 @@ def test_trained_model_lands_in_the_store_and_makes_rasters(tmp_path, world):
     assert card["training"]["metrics"] == final and card["training"]["data"]["sources"]
     config_saved = json.loads((run_dir / "config.json").read_text())
     assert config_saved["objective"]["loss"] == "clip" and config_saved["seed"] == 0  # defaults filled in
+    patch_km = card["training"]["data"]["patch_km"]  # 16 pixels of 0.267 degrees: 474 km
+    assert patch_km == pytest.approx(474.4, abs=0.1)
+    jitter = config_saved["objective"]["jitter_km"]  # "auto": half a patch, as the run used and the card says
+    assert jitter == card["training"]["objective"]["jitter_km"] == pytest.approx(patch_km / 2, abs=0.01)
 
     other = tmp_path / "other-home"  # a trained model copied into another store keeps its image encoder
     proc = subprocess.run([*GEOEMBED, "models", "import", str(folder), "--id", "copied"],
@@ -230,6 +234,9 @@ def test_bad_input_is_explained(tmp_path, world):
     assert proc.returncode == 2 and "not both" in error_of(proc)["message"]
     assert not (tmp_path / "photos-run").exists()  # refused before the run folder is made
 
+    proc = train(write_config(tmp_path, world, objective={"jitter_km": "wide"}), home)
+    assert proc.returncode == 2 and "objective.jitter_km must be a number from 0.0 to 1000.0 or \"auto\"" in \
+        error_of(proc)["message"]
     proc = train(write_config(tmp_path, world, precision="float16"), home)
     assert proc.returncode == 2 and "precision must be one of auto, bfloat16, float32" in error_of(proc)["message"]
 
@@ -254,6 +261,7 @@ def test_bad_input_is_explained(tmp_path, world):
     changed = write_config(tmp_path, world, schedule={"batch_size": 64, "steps": 3})
     proc = train(changed, home, "--force", "--resume", "--run-dir", str(tmp_path / "tiny-run"))
     assert proc.returncode == 2 and "config differs" in error_of(proc)["message"]
+    assert json.loads((tmp_path / "tiny-run" / "config.json").read_text())["schedule"]["steps"] == 2  # kept
 
 
 def test_a_failed_checkpoint_write_leaves_the_last_one_intact(tmp_path):
@@ -289,6 +297,8 @@ def test_a_regional_landsat_scene_in_utm(tmp_path):
     card = ModelStore(tmp_path / "home").card("olinda")
     assert card["image_encoder"]["in_channels"] == 6 and len(card["image_encoder"]["normalisation"]["std"]) == 6
     assert "31985" in json.dumps(card["training"]["data"])  # the scene's own CRS, recorded
+    with rasterio.open(landsat) as scene:  # "auto" jitter: half the 16-pixel patch's ground width
+        assert card["training"]["objective"]["jitter_km"] == pytest.approx(8 * scene.res[1] / 1000, abs=0.01)
 
 
 def test_a_bad_encoder_spec_fails_before_the_imagery_is_read(tmp_path, world):

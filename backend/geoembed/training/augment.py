@@ -7,6 +7,7 @@ draws whatever device the data are on.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Callable
 
 import numpy as np
@@ -25,6 +26,17 @@ def uniform_lonlat(n: int, generator: torch.Generator, device: torch.device | st
     lon = 360.0 * u[:, 0] - 180.0  # u < 1: lon < 180
     lat = torch.rad2deg(torch.asin(2.0 * u[:, 1] - 1.0))
     return torch.stack([lon, lat], dim=1)
+
+
+PHOTO_JITTER_KM = 5.0  # "auto" for photos: a ground photo shows what lies within a few km of where it was taken
+
+
+def auto_jitter_km(data_description: Mapping) -> float:
+    """The jitter radius "auto" stands for: half the ground width of a raster patch (the patch shows every place
+    that far around its centre, so each is as much its position as the centre is), or PHOTO_JITTER_KM for
+    photos. ``data_description`` is ImageSet.description."""
+    patch_km = data_description.get("patch_km")
+    return PHOTO_JITTER_KM if patch_km is None else round(float(patch_km) / 2.0, 2)
 
 
 def jitter_lonlat(lonlat: torch.Tensor, km: float, generator: torch.Generator) -> torch.Tensor:

@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "loss": "clip",          # clip | mcbld | geoclip (CLIP + a queue of GPS negatives)
         "queue_size": 4096,      # geoclip
         "random_locations": 1024,  # mcbld
-        "jitter_km": 5.0,
+        "jitter_km": "auto",     # km, or "auto": half a raster patch's ground width (5 km for photos)
         "flips": True,
         "rotations": True,
     },
@@ -75,16 +75,19 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
     return merged
 
 
-def _number(config: dict, path: str, low: float, high: float, integer: bool = False, optional: bool = False):
+def _number(config: dict, path: str, low: float, high: float, integer: bool = False, optional: bool = False,
+            word: str | None = None):
+    """Check the number at ``path`` (None passes when ``optional``, and so does ``word``)."""
     node: Any = config
     for part in path.split("."):
         node = node[part]
-    if node is None and optional:
+    if (node is None and optional) or (word is not None and node == word):
         return
     ok = isinstance(node, (int, float)) and not isinstance(node, bool) and low <= node <= high
     if not ok or (integer and not float(node).is_integer()):
         kind = "an integer" if integer else "a number"
-        raise InputError("CONFIG", f"{path} must be {kind} from {low} to {high}, got {node!r}")
+        alternative = f' or "{word}"' if word else ""
+        raise InputError("CONFIG", f"{path} must be {kind} from {low} to {high}{alternative}, got {node!r}")
 
 
 def _check(config: dict) -> dict:
@@ -122,7 +125,7 @@ def _check(config: dict) -> dict:
                                    f"got {config['objective']['loss']!r}")
     _number(config, "objective.queue_size", 1, 1_000_000, integer=True)
     _number(config, "objective.random_locations", 1, 1_000_000, integer=True)
-    _number(config, "objective.jitter_km", 0.0, 1000.0)
+    _number(config, "objective.jitter_km", 0.0, 1000.0, word="auto")
     _number(config, "optimizer.lr", 1e-7, 1.0)
     _number(config, "optimizer.weight_decay", 0.0, 10.0)
     _number(config, "optimizer.warmup_steps", 0, 1_000_000, integer=True)

@@ -16,7 +16,7 @@ from rasterio.enums import MaskFlags, Resampling
 from rasterio.transform import Affine, array_bounds, from_bounds
 from rasterio.windows import Window
 
-from ..coords import wrap_lon
+from ..coords import EARTH_RADIUS_KM, wrap_lon
 from ..errors import InputError
 from ..grid import parse_crs
 from ..probes.labels import (
@@ -86,6 +86,13 @@ def _georeference(ds, source: Mapping, path: str) -> tuple[CRS, str, Affine]:
     return crs, text, transform
 
 
+def pixel_km(crs: CRS, height: float) -> float:
+    """The nominal north-south ground size in km of a pixel ``height`` CRS units tall (true on a sphere in degrees;
+    at the projection's true scale in a projected CRS)."""
+    to_si = crs.axis_info[0].unit_conversion_factor  # metres, or radians for angles, per CRS unit
+    return abs(height) * to_si * (EARTH_RADIUS_KM if crs.is_geographic else 1e-3)
+
+
 def _plain(values) -> list:
     """Numbers for JSON: None stays None, NaN and infinities become text."""
     return [v if v is None else float(v) if math.isfinite(v) else str(float(v)) for v in values]
@@ -120,6 +127,7 @@ class PatchRaster:
         in_memory = pixels_read * self.dtype.itemsize + masks_read < IN_MEMORY_BYTES
         self.description = {"path": path, "crs": crs_text, "bands": self.bands, "dtype": self.dtype.name,
                             "width": ds.width, "height": ds.height, "downsample": downsample,
+                            "pixel_km": round(pixel_km(self.crs, self.transform.e), 4),
                             "bounds": [west, south, east, north],
                             "nodata": _plain([ds.nodatavals[b - 1] for b in self.bands]),
                             "black_level": _plain(self.black_level), "read": "whole" if in_memory else "by windows"}
@@ -311,7 +319,8 @@ def sample_raster_patches(sources: list[dict], *, samples: int, patch_size: int,
     ``max_black_fraction`` black are rejected; where rasters overlap, one of them at random gives the patch.
     ``bands`` (1-based, the same for every raster) default to all. With ``downsample`` k > 1 a patch pixel is the
     mean of k x k raster pixels, so a patch covers k times more ground. ``normalisation`` {"mean", "std"} per band
-    defaults to statistics of a sample of the patches."""
+    defaults to statistics of a sample of the patches. The description records each raster's nominal ``pixel_km``
+    and the patches' ground width ``patch_km`` (on the coarsest raster)."""
     _check_inputs(sources, samples, patch_size, mask, points, max_black_fraction, downsample)
     rng = np.random.default_rng(seed)
     with ExitStack() as stack:
@@ -340,9 +349,10 @@ def sample_raster_patches(sources: list[dict], *, samples: int, patch_size: int,
                                    f"{counts['nodata']} touching nodata, {counts['black']} black); give points on "
                                    "the rasters")
     mean, std, how = band_statistics(raw, normalisation, rng, "NORMALISATION")
+    patch_km = patch_size * max(r.description["pixel_km"] for r in rasters)  # the coarsest raster's
     description = {
         "kind": "raster patches", "sources": [r.description for r in rasters], "patch_size": int(patch_size),
-        "downsample": int(downsample),
+        "downsample": int(downsample), "patch_km": round(patch_km, 2),
         "sampling": SAMPLING[where].format(mask=mask, points=points),
         "seed": seed, "samples": int(sum(len(r) for r in raw)), **counts, "max_black_fraction": max_black_fraction,
         "normalisation": how,

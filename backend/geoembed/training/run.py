@@ -126,7 +126,6 @@ def train_from_config(config_path: Path, run_dir: Path | None, resume: bool, dev
     torch_device = resolve_device(config["device"], dist)
     if dist.main:
         _prepare_run_dir(run_dir, resume)
-        write_text(run_dir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     _init_distributed(dist, torch_device)
     progress.log(f"training {config['model_id']!r} on {torch_device} ({threads} threads, {dist.world} process"
                  f"{'es' if dist.world > 1 else ''}); run folder {run_dir}")
@@ -144,9 +143,12 @@ def train_from_config(config_path: Path, run_dir: Path | None, resume: bool, dev
     data = data.subset(np.zeros(0, np.int64))
     trainer = Trainer(config, train, val, run_dir, torch_device,
                       progress=lambda f, m: progress.report(0.1 + 0.85 * f, m), log=progress.log, dist=dist)
-    if resume:
+    config = trainer.config  # "auto" settings resolved for the data
+    if resume:  # refused when the config differs: the run folder's own config.json stays as it was
         trainer.load_state_dict(checkpoint.load(run_dir / checkpoint.FILE))
         progress.log(f"resumed at step {trainer.state.step} of {trainer.state.total_steps}")
+    if dist.main:
+        write_text(run_dir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     metrics = trainer.run(cancel_check=lambda: progress.cancelled)
     result = {"model": config["model_id"], "run_dir": str(run_dir), "metrics": str(run_dir / METRICS_FILE)}
     if dist.main:

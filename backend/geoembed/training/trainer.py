@@ -25,7 +25,7 @@ from ..atomic import write_text
 from ..errors import Cancelled, GeoEmbedError, InputError
 from ..probable_place import mode_radius_km
 from . import checkpoint
-from .augment import augment_patches, jitter_lonlat, uniform_lonlat
+from .augment import augment_patches, auto_jitter_km, jitter_lonlat, uniform_lonlat
 from .dataset import ImageSet
 from .losses import ClipLoss, LocationQueue, MCBLDLoss
 from .metrics import gallery_lonlat, validate
@@ -143,6 +143,10 @@ class Trainer:
     def __init__(self, config: dict, train: ImageSet, val: ImageSet, run_dir: Path, device: torch.device,
                  progress: Callable[[float, str], None], log: Callable[[str], None],
                  dist: Distributed | None = None):
+        if config["objective"]["jitter_km"] == "auto":
+            jitter = auto_jitter_km(train.description)
+            config = {**config, "objective": {**config["objective"], "jitter_km": jitter}}
+            log(f"objective.jitter_km auto: positions jittered within {jitter:g} km")
         self.config, self.train, self.val, self.run_dir = config, train, val, Path(run_dir)
         self.device, self.progress, self.log = device, progress, log
         self.dist = dist or Distributed()
