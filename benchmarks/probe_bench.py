@@ -23,7 +23,7 @@ import numpy as np
 from probe_data import DATASETS, load_dataset
 
 SIZES = (100, 1000, 10000)
-REPEATS = {100: 5}  # disjoint draws of training points at this N (others: one draw)
+REPEATS = {100: 20}  # disjoint draws of training points at this N (others: one draw)
 N_TEST = 10000
 POOL = 25000  # points drawn per part, so that enough lie inside / outside the held-out cells
 BLOCK_DEG = 10.0
