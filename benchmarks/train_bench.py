@@ -51,7 +51,7 @@ STRICT = {**CONFIG, "data": {**CONFIG["data"], "validation": {"block_km": 500, "
 # 32 pixels of 7.4 km: ~240 km patches; positions jittered over half of that ("auto")
 NATIVE = {**CONFIG, "data": {**CONFIG["data"], "downsample": 1},
           "image_encoder": {"name": "cnn", "width": 32, "depth": 5},
-          "objective": {"loss": "geoclip", "queue_size": 4096, "jitter_km": "auto"}, "precision": "bfloat16"}
+          "objective": {**CONFIG["objective"], "jitter_km": "auto"}, "precision": "bfloat16"}
 SETTINGS = {  # name: (config, minutes of each run, suffix of the runs' model ids)
     "mosaic pixels, issue's split": (NATIVE, NATIVE_MINUTES, "-native"),
     "downsample 4, issue's split": (CONFIG, MINUTES, ""),

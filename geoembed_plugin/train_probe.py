@@ -127,7 +127,8 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
                                                optional=True, minValue=0.0, maxValue=500.0),
                   "Each embedding is the mean over the point and a ring of 6 points this far around it, in "
                   "training and wherever the probe is applied (up to 7 times the embedding work; 0: no smoothing). "
-                  "25 km made probes as accurate or more on every benchmark dataset.", advanced=True)
+                  "On the probe benchmark, 25 km scored as well or better in 29 of 30 cases (5 datasets, 3 sizes, 2 "
+                  "splits).", advanced=True)
         self._add(QgsProcessingParameterNumber(self.SEED, "Random seed", QgsProcessingParameterNumber.Integer,
                                                defaultValue=0, minValue=0),
                   "Seed for sampling, folds and training: the same seed gives the same probe.", advanced=True)

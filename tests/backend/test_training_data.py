@@ -118,7 +118,7 @@ def test_blue_marble_patches_are_the_pixels_around_places_uniform_on_the_sphere(
     ("EPSG:4326", -0.5, 55.5975),  # a north-up transform's negative pixel height
 ])
 def test_pixel_ground_size_follows_the_crs_units(crs, height, km):
-    assert patches_module.pixel_km(CRS.from_user_input(crs), height) == pytest.approx(km, rel=1e-5)
+    assert patches_module.nominal_pixel_km(CRS.from_user_input(crs), height) == pytest.approx(km, rel=1e-5)
 
 
 def test_land_mask_places_every_patch_in_a_country():

@@ -86,9 +86,10 @@ def _georeference(ds, source: Mapping, path: str) -> tuple[CRS, str, Affine]:
     return crs, text, transform
 
 
-def pixel_km(crs: CRS, height: float) -> float:
+def nominal_pixel_km(crs: CRS, height: float) -> float:
     """The nominal north-south ground size in km of a pixel ``height`` CRS units tall (true on a sphere in degrees;
-    at the projection's true scale in a projected CRS)."""
+    at the projection's true scale in a projected CRS). Unlike bandlimited.pixel_km, which measures an output grid's
+    pixels on the ground, this needs no transformation: it is read from the CRS's units."""
     to_si = crs.axis_info[0].unit_conversion_factor  # metres, or radians for angles, per CRS unit
     return abs(height) * to_si * (EARTH_RADIUS_KM if crs.is_geographic else 1e-3)
 
@@ -127,7 +128,7 @@ class PatchRaster:
         in_memory = pixels_read * self.dtype.itemsize + masks_read < IN_MEMORY_BYTES
         self.description = {"path": path, "crs": crs_text, "bands": self.bands, "dtype": self.dtype.name,
                             "width": ds.width, "height": ds.height, "downsample": downsample,
-                            "pixel_km": round(pixel_km(self.crs, self.transform.e), 4),
+                            "pixel_km": round(nominal_pixel_km(self.crs, self.transform.e), 4),
                             "bounds": [west, south, east, north],
                             "nodata": _plain([ds.nodatavals[b - 1] for b in self.bands]),
                             "black_level": _plain(self.black_level), "read": "whole" if in_memory else "by windows"}
