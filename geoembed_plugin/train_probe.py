@@ -110,8 +110,9 @@ class TrainProbeAlgorithm(GeoEmbedAlgorithm):
                   "band 'prediction (mm/year)' and shows them in the legend. Ignored for classes.")
         self._add(QgsProcessingParameterEnum(self.PROBE_TYPE, "Probe type", options=self.PROBE_TYPES,
                                              defaultValue="auto", usesStaticStrings=True),
-                  "auto: the best of a regularised linear model and a small neural network on the embedding and "
-                  "coordinate features, chosen by cross-validation; linear or mlp force one.", advanced=True)
+                  "auto: a blend of a regularised linear model and a small neural network on the embedding and "
+                  "coordinate features, k nearest neighbours and (up to 1,200 points) a kernel model, weighted by "
+                  "cross-validation; linear or mlp force one.", advanced=True)
         self._add(QgsProcessingParameterNumber(self.FOLDS, "Cross-validation folds",
                                                QgsProcessingParameterNumber.Integer, defaultValue=5, minValue=2,
                                                maxValue=20), "Number of folds for both validations.", advanced=True)

@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from geoembed.errors import InputError
+from geoembed.probes import heads
 from geoembed.probes.labels import LabelledPoints
 from geoembed.probes.probe import Probe
 from geoembed.probes.report import write_report
-from geoembed.probes.train import fit_probe, train_probe
+from geoembed.probes.train import blend_weights, fit_probe, squared_error, train_probe
 from geoembed.probes.validation import block_folds, random_folds, spatial_blocks
 
 
@@ -199,3 +201,40 @@ def test_block_folds_keep_blocks_together():
 def test_random_folds_are_even():
     fold = random_folds(103, 5, seed=0)
     assert sorted(np.bincount(fold)) == [20, 20, 21, 21, 21]
+
+
+def test_blend_weights_follow_the_brier_score_not_the_argmax():
+    # Head a: right on all three points, barely; head b: sure and right on two, narrowly wrong on the third.
+    # Accuracy would keep head a alone; the squared error of the probabilities prefers mostly head b.
+    truth = np.array([0, 0, 0])
+    a = np.array([[0.51, 0.49]] * 3)
+    b = np.array([[1.0, 0.0], [1.0, 0.0], [0.45, 0.55]])
+    weights = blend_weights("classification", truth, [a, b])
+    assert weights[1] > 0.5
+    blended = weights[0] * a + weights[1] * b
+    assert squared_error("classification", truth, blended) < squared_error("classification", truth, a)
+    assert squared_error("classification", truth, a) == pytest.approx(2 * 0.49 ** 2)
+    assert squared_error("regression", np.array([1.0, 3.0]), np.array([2.0, 3.0])) == pytest.approx(0.5)
+
+
+def test_mlp_members_fall_with_the_training_set():
+    assert [heads.mlp_members(n) for n in (10, 100, 200, 250, 500, 999, 1000, 10000)] == [5, 5, 5, 4, 2, 1, 1, 1]
+
+
+def test_the_mlp_head_stores_the_average_of_its_members(data):
+    """The folded wide net predicts exactly the mean of the member nets' standardised outputs."""
+    lon, lat, emb = data
+    y = _smooth(lon[:100], lat[:100])
+    tensors = heads.standardisation(emb[:100], lon[:100], lat[:100], 4)
+    inputs = heads.make_inputs(tensors, 4, emb[:100], lon[:100], lat[:100])
+    head, weights, _ = heads.fit_mlp("regression", inputs, y, 0, [], seed=3)
+    assert head["members"] == 5 and head["hidden"] == 5 * heads.MLP_HIDDEN
+    assert weights["mlp.weight1"].shape == (inputs.joined().shape[1], 5 * heads.MLP_HIDDEN)
+    test = heads.make_inputs(tensors, 4, emb[300:], lon[300:], lat[300:])
+    target = torch.from_numpy(((y - y.mean()) / y.std()).astype(np.float32))
+    members = [heads._train_mlp("regression", inputs.joined(), target, 1, 3 + m, head["epochs"])[0]
+               for m in range(5)]
+    with torch.no_grad():
+        mean = torch.stack([net(test.joined()) for net in members]).mean(dim=0)
+    expected = mean[:, 0].double().numpy() * y.std() + y.mean()
+    np.testing.assert_allclose(heads.predict_mlp(weights, test, "regression"), expected, rtol=1e-4, atol=1e-3)

@@ -2,7 +2,8 @@
 
 - ``linear``: logistic regression (classification) or ridge regression on the standardised embedding next to
   standardised coordinate features; the L2 penalty and the weight of the coordinate block are chosen by CV.
-- ``mlp``: one hidden layer on the same inputs, AdamW with weight decay, early stopping on a validation split.
+- ``mlp``: one hidden layer on the same inputs, AdamW with weight decay, early stopping on a validation split; on
+  small training sets several nets from different seeds, averaged (stored as one wider net).
 - ``knn``: k nearest neighbours on unit vectors (raw coordinates, no embedding), k chosen by CV.
 - ``kernel`` (up to KERNEL_MAX_POINTS points): kernel ridge regression (a Gaussian process mean; classes as
   one-hot targets) with the sum of a kernel on the embeddings' cosine similarity, one on the great-circle
@@ -36,9 +37,11 @@ COORD_WEIGHTS = (1.0, 3.0, 10.0)  # the coordinate block's weight relative to th
 TOLERANCE = 1e-3  # validation score (accuracy or R^2) a less regularised candidate must gain
 KNN_K = (1, 2, 3, 5, 8, 12, 20, 30, 50)
 MLP_HIDDEN = 256
+MLP_ENSEMBLE_POINTS = 1000  # members = this // points, 1 to MLP_MAX_MEMBERS: averaging seeds steadies small fits
+MLP_MAX_MEMBERS = 5
 KERNEL_MAX_POINTS = 1200
 KERNEL_TAU_EMBEDDING = (0.5, 1.0, 2.0)  # kernel exp((cos - 1) / tau) on embeddings
-KERNEL_TAU_GEO = (0.01, 0.03, 0.1)  # ... and on unit vectors (0.01: about 900 km)
+KERNEL_TAU_GEO = (0.01, 0.03, 0.1, 0.3, 1.0)  # ... and on unit vectors (0.01: about 900 km; 1.0: a global trend)
 KERNEL_TAU_ZONAL = (0.003, 0.03)  # ... and optionally exp(-(sin lat - sin lat')^2 / tau): climate is zonal
 KERNEL_L2 = np.logspace(1, -4, 11)
 
@@ -253,8 +256,16 @@ def _train_mlp(task: str, x: torch.Tensor, y: torch.Tensor, n_out: int, seed: in
     return net.eval(), best[1]
 
 
+def mlp_members(n: int) -> int:
+    """How many nets the mlp head averages for ``n`` training points."""
+    return int(np.clip(MLP_ENSEMBLE_POINTS // max(n, 1), 1, MLP_MAX_MEMBERS))
+
+
 def fit_mlp(task: str, inputs: Inputs, y: np.ndarray, n_classes: int, splits: Splits, seed: int):
-    """(head, tensors, validation predictions at validation_rows(splits))."""
+    """(head, tensors, validation predictions at validation_rows(splits)).
+
+    The head averages the outputs (logits or standardised values) of mlp_members nets trained from different
+    seeds; they are stored as one net with their hidden units side by side."""
     x = inputs.joined()
     if task == "regression":
         mean, std = float(np.mean(y)), float(np.std(y)) or 1.0
@@ -262,19 +273,26 @@ def fit_mlp(task: str, inputs: Inputs, y: np.ndarray, n_classes: int, splits: Sp
     else:
         mean, std, target = 0.0, 1.0, torch.from_numpy(y)
     n_out = n_classes if task == "classification" else 1
+    seeds = [seed + m for m in range(mlp_members(len(y)))]
     parts, epochs = [], []
     for t, v in splits:
-        net, epoch = _train_mlp(task, x[t], target[t], n_out, seed, 150, x[v], target[v])
-        epochs.append(epoch)
-        with torch.no_grad():
-            parts.append(_mlp_output(net(x[v]), task, mean, std))
+        outputs = []
+        for member in seeds:
+            net, epoch = _train_mlp(task, x[t], target[t], n_out, member, 150, x[v], target[v])
+            epochs.append(epoch)
+            with torch.no_grad():
+                outputs.append(net(x[v]))
+        parts.append(_mlp_output(torch.stack(outputs).mean(dim=0), task, mean, std))
     epochs_all = int(np.median(epochs)) if epochs else 100
-    net, _ = _train_mlp(task, x, target, n_out, seed, epochs_all)
-    first, last = net[1], net[4]
-    tensors = {"mlp.weight1": first.weight.detach().T.contiguous().numpy(), "mlp.bias1": first.bias.detach().numpy(),
-               "mlp.weight2": (last.weight.detach().T * std).contiguous().numpy(),
-               "mlp.bias2": (last.bias.detach() * std + mean).numpy()}
-    head = {"kind": "mlp", "hidden": MLP_HIDDEN, "epochs": epochs_all, "weight_decay": 1e-2, "dropout": 0.2}
+    nets = [_train_mlp(task, x, target, n_out, member, epochs_all)[0] for member in seeds]
+    firsts, lasts = [net[1] for net in nets], [net[4] for net in nets]
+    weight2 = torch.cat([la.weight.detach().T for la in lasts]) * (std / len(nets))  # the mean of the members
+    tensors = {"mlp.weight1": torch.cat([f.weight.detach().T for f in firsts], dim=1).contiguous().numpy(),
+               "mlp.bias1": torch.cat([f.bias.detach() for f in firsts]).numpy(),
+               "mlp.weight2": weight2.contiguous().numpy(),
+               "mlp.bias2": (torch.stack([la.bias.detach() for la in lasts]).mean(dim=0) * std + mean).numpy()}
+    head = {"kind": "mlp", "hidden": MLP_HIDDEN * len(nets), "members": len(nets), "epochs": epochs_all,
+            "weight_decay": 1e-2, "dropout": 0.2}
     return head, tensors, np.concatenate(parts) if parts else None
 
 

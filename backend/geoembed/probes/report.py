@@ -14,7 +14,7 @@ from ..markdown_html import markdown_to_html
 SPLITS = {"random": "random folds", "block": "spatial blocks"}
 HEAD_NOTES = {
     "linear head": "logistic / ridge regression on the standardised embedding and coordinate features",
-    "mlp head": "one hidden layer on the same inputs",
+    "mlp head": "one hidden layer on the same inputs (on small training sets, several averaged)",
     "knn head": "k nearest neighbours on unit vectors (no embedding)",
     "kernel head": "kernel ridge regression on embedding similarity + geographic proximity (+ latitude)",
 }
