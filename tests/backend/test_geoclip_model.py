@@ -77,11 +77,11 @@ def test_fast_embedding_is_close_and_independent_of_batch_size(embedder):
     rng = np.random.default_rng(3)
     lon, lat = rng.uniform(-180, 180, 300), rng.uniform(-60, 75, 300)
     exact, fast = embedder.embed(lon, lat), embedder.embed(lon, lat, fast=True)
-    error = deviation(*cos_and_relative(fast, exact))
     if embedder.fast_available:
+        error = deviation(*cos_and_relative(fast, exact))
         assert 0 < error.max() <= 2.5e-4
-    else:
-        assert error.max() == 0
+    else:  # the same float32 model: identical numbers (1 - cos in float64 would still show ~1e-15 of rounding)
+        np.testing.assert_array_equal(fast, exact)
     np.testing.assert_allclose(embedder.embed(lon[:5], lat[:5], fast=True), fast[:5], rtol=0, atol=1e-2 *
                                np.abs(exact).max())
 
