@@ -13,6 +13,7 @@ def _plot(metrics: dict, title: str, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     history = metrics["validation"]
     fig, (loss_ax, km_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
@@ -25,6 +26,11 @@ def _plot(metrics: dict, title: str, path: Path) -> None:
     km_ax.plot(steps, [h["median_km"] for h in history], "o-", color="tab:red", label="median error (km)")
     km_ax.set_xlabel("step")
     km_ax.set_ylabel("validation median geolocation error (km)", color="tab:red")
+    if history and min(h["median_km"] for h in history) > 0:  # errors fall from thousands to hundreds of km
+        km_ax.set_yscale("log")
+        km_ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        km_ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+            lambda v, _: f"{v:,.0f}" if str(round(v))[0] in "235" else ""))
     share = km_ax.twinx()
     share.plot(steps, [h["within_750_km"] for h in history], "s--", color="tab:green", label="% within 750 km")
     share.plot(steps, [h["retrieval_top1"] for h in history], "^:", color="tab:purple",
