@@ -28,9 +28,9 @@ def _plot(metrics: dict, title: str, path: Path) -> None:
     km_ax.set_ylabel("validation median geolocation error (km)", color="tab:red")
     if history and min(h["median_km"] for h in history) > 0:  # errors fall from thousands to hundreds of km
         km_ax.set_yscale("log")
-        km_ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        km_ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
-            lambda v, _: f"{v:,.0f}" if str(round(v))[0] in "235" else ""))
+        km_ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))  # 200, 300, 500, 1,000
+        km_ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+        km_ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     share = km_ax.twinx()
     share.plot(steps, [h["within_750_km"] for h in history], "s--", color="tab:green", label="% within 750 km")
     share.plot(steps, [h["retrieval_top1"] for h in history], "^:", color="tab:purple",
