@@ -91,7 +91,7 @@ def _mean_of_draws(results: list[dict]) -> dict:
             "seconds": float(np.mean([r["seconds"] for r in results])), "heads": first["heads"]}
 
 
-def evaluate(train, test, emb_train, emb_test, model: dict) -> dict:
+def evaluate(train, test, emb_train, emb_test, model: dict, smooth_km: tuple[float, ...]) -> dict:
     """The probe and both baselines trained on ``train``, scored on ``test``: metrics, heads, fit seconds."""
     from geoembed.probes.train import fit_probe
     from geoembed.probes.validation import forest_baseline, knn_baseline, metrics
@@ -105,7 +105,8 @@ def evaluate(train, test, emb_train, emb_test, model: dict) -> dict:
     else:
         classes, y, truth = None, train.values, test.values
     start = time.perf_counter()
-    probe = fit_probe(emb_train, train.lon, train.lat, y, task=task, classes=classes, label=train.name, model=model)
+    probe = fit_probe(emb_train, train.lon, train.lat, y, task=task, classes=classes, label=train.name, model=model,
+                      smooth_km=smooth_km)
     seconds = time.perf_counter() - start
     args = (train.lon, train.lat, y, test.lon, test.lat)
     predicted = {"probe": probe.predict(emb_test, test.lon, test.lat).values,
@@ -128,7 +129,7 @@ def measure() -> list[dict]:
             draws = [splits(train, test, n, k) for k in range(REPEATS.get(n, 1))]
             for split in draws[0]:
                 results = [evaluate(train.subset(d[split][0]), test.subset(d[split][1]), emb_train[d[split][0]],
-                                    emb_test[d[split][1]], embed.model) for d in draws]
+                                    emb_test[d[split][1]], embed.model, embed.smooth_km) for d in draws]
                 result = _mean_of_draws(results)
                 rows.append({"dataset": name, "n": n, "split": split, **result})
                 print(name, n, split, result, flush=True)
@@ -142,10 +143,10 @@ def report() -> str:
              "half held out; training outside them, testing inside. Classification: accuracy (macro-F1 of the "
              "probe beside it); regression: R² (MAE and max error of the probe beside it). Baselines on raw "
              "coordinates: kNN on unit vectors (k by inner CV), random forest (100 trees) on (lat, lon). "
-             "Δ: probe minus the better baseline. The probe's embeddings are smoothed over 25 km, as "
-             "`geoembed probe train` does by default. Heads: the probe's blend weights (chosen by inner CV, of the "
-             f"first draw). At N = 100: the mean of {REPEATS[100]} disjoint draws of training points (± the "
-             "probe's standard deviation over them).", "",
+             "Δ: probe minus the better baseline. The probe reads the embeddings smoothed over 25 km and over "
+             "100 km side by side, as `geoembed probe train` does by default. Heads: the probe's blend weights "
+             f"(chosen by inner CV, of the first draw). At N = 100: the mean of {REPEATS[100]} disjoint draws of "
+             "training points (± the probe's standard deviation over them).", "",
              "| dataset | N | split | probe | kNN (unit vectors) | forest (lat, lon) | Δ | probe, other metrics "
              "| heads | fit (s) |", "|---|---:|---|---:|---:|---:|---:|---|---|---:|"]
     worst, missed = [], []

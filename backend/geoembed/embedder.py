@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
@@ -72,25 +73,35 @@ class LocationEmbedder:
         return self.device.type == "cpu" and bool(amx and amx())
 
     def embed(self, lon: np.ndarray, lat: np.ndarray, on_batch: Callable[[int, int], None] | None = None,
-              fast: bool = False, smooth_km: float = 0.0) -> np.ndarray:
+              fast: bool = False, smooth_km: float | Sequence[float] = 0.0) -> np.ndarray:
         """``on_batch(done, total)`` is called before every batch and once at the end (e.g. to report progress
         or to stop on a cancel request). ``smooth_km`` > 0: each embedding is the mean of the unit-length
         embeddings at the position and at RING_POINTS positions ``smooth_km`` away (bearings 0, 60, ... 300
-        degrees): the encoder smoothed over that ground distance, at RING_POINTS + 1 times the cost."""
-        if not smooth_km:
+        degrees): the encoder smoothed over that ground distance, at RING_POINTS + 1 times the cost.
+        ``smooth_km`` a sequence of radii (0: not smoothed): the embeddings at each, side by side, (N, D x radii);
+        the position itself is embedded once for all of them."""
+        radii = (smooth_km,) if np.isscalar(smooth_km) else tuple(smooth_km)
+        if not radii or not all(math.isfinite(km) and km >= 0 for km in radii):
+            raise ValueError(f"smooth_km must be one or more positive numbers of km or 0, got {smooth_km!r}")
+        if radii == (0,):
             return self._embed(lon, lat, on_batch, fast)
-        if not (math.isfinite(smooth_km) and smooth_km > 0):
-            raise ValueError(f"smooth_km must be a positive number of km or 0, got {smooth_km!r}")
         lon, lat = np.asarray(lon, np.float64).ravel(), np.asarray(lat, np.float64).ravel()
-        parts = RING_POINTS + 1
-        total = np.zeros((len(lon), self.dim), np.float32)
-        for k in range(parts):
-            where = (lon, lat) if k == 0 else destination(lon, lat, (k - 1) * 360.0 / RING_POINTS, smooth_km)
-            report = None if on_batch is None else (
-                lambda done, n, k=k: on_batch(k * n + done, parts * n))
-            e = self._embed(*where, report, fast)
-            total += e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-        return total / parts
+        rings = [km for km in dict.fromkeys(radii) if km > 0]
+        parts = 1 + RING_POINTS * len(rings)
+
+        def report(k: int) -> Callable[[int, int], None] | None:
+            return None if on_batch is None else (lambda done, n: on_batch(k * n + done, parts * n))
+        centre = self._embed(lon, lat, report(0), fast)
+        unit_centre = centre / np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
+        smoothed = {}
+        for r, km in enumerate(rings):
+            total = unit_centre.copy()
+            for k in range(RING_POINTS):
+                e = self._embed(*destination(lon, lat, k * 360.0 / RING_POINTS, km), report(1 + r * RING_POINTS + k),
+                                fast)
+                total += e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+            smoothed[km] = total / (RING_POINTS + 1)
+        return np.concatenate([smoothed[km] if km > 0 else centre for km in radii], axis=1)
 
     @torch.inference_mode()
     def _embed(self, lon: np.ndarray, lat: np.ndarray, on_batch: Callable[[int, int], None] | None,

@@ -131,18 +131,19 @@ def test_apply_to_points_adds_fields_in_the_layer_crs(country_probe, cities, tmp
 
 
 def test_the_probe_smooths_new_positions_as_in_training(country_probe, cities, embedder, tmp_path):
-    """Trained with the default smoothing (25 km), the probe smooths the embeddings it predicts from too."""
+    """Trained with the default smoothing (25 and 100 km, side by side), the probe smooths the embeddings it
+    predicts from too."""
     from geoembed.probes.probe import Probe
 
     probe = Probe.load(country_probe[0])
-    assert probe.smooth_km == 25.0
+    assert probe.smooth_km == (25.0, 100.0) and probe.input_dimension == 2 * embedder.dim
     out = tmp_path / "cities_pred.gpkg"
     result(run("apply", "--probe", str(country_probe[0]), "--points", str(cities), "--output", str(out)))
     written = ogr.Open(str(out))
     got = {f.GetField("name"): f.GetField("confidence") for f in written.GetLayer(0)}
     lon, lat = (np.array([CITIES[name][i] for name in got]) for i in (0, 1))
-    smoothed = probe.predict(embedder.embed(lon, lat, smooth_km=25.0), lon, lat).confidence
-    plain = probe.predict(embedder.embed(lon, lat), lon, lat).confidence
+    smoothed = probe.predict(embedder.embed(lon, lat, smooth_km=(25.0, 100.0)), lon, lat).confidence
+    plain = probe.predict(embedder.embed(lon, lat, smooth_km=(0.0, 100.0)), lon, lat).confidence
     np.testing.assert_allclose(list(got.values()), smoothed, rtol=1e-4)
     assert np.abs(smoothed - plain).max() > 1e-3
 
@@ -155,7 +156,7 @@ def test_regression_from_a_climate_raster(store_home, cities, embedder, tmp_path
                       "--folds", "3", "--block-km", "500", "--units", "degC", "--output", str(probe)))
     assert done["task"] == "regression" and done["units"] == "degC"
     text = next(Path(p) for p in done["report"] if p.endswith(".md")).read_text()
-    assert "values in degC" in text and "smoothed over 25 km" in text
+    assert "values in degC" in text and "smoothed over 25 km and smoothed over 100 km, side by side" in text
     raster = tmp_path / "t2m.tif"
     applied = result(run("apply", "--probe", str(probe), "--extent=-10,35,30,60", "--crs", "EPSG:4326",
                          "--pixel-size", "5", "--output", str(raster)))
@@ -166,14 +167,15 @@ def test_regression_from_a_climate_raster(store_home, cities, embedder, tmp_path
         mapped = ds.read(1)
         rows, cols = np.indices(mapped.shape)
         lon, lat = (np.asarray(v).ravel() for v in rasterio.transform.xy(ds.transform, rows.ravel(), cols.ravel()))
-    # every pixel is the probe's prediction from the embedding smoothed as in training (25 km by default)
+    # every pixel is the probe's prediction from the embeddings smoothed as in training (25 and 100 km by default)
     from geoembed.probes.probe import Probe
 
     trained = Probe.load(probe)
-    assert trained.smooth_km == 25.0
-    smoothed = trained.predict(embedder.embed(lon, lat, smooth_km=25.0), lon, lat).values
+    assert trained.smooth_km == (25.0, 100.0)
+    smoothed = trained.predict(embedder.embed(lon, lat, smooth_km=(25.0, 100.0)), lon, lat).values
     np.testing.assert_allclose(mapped.ravel(), smoothed, atol=1e-3)
-    assert np.abs(trained.predict(embedder.embed(lon, lat), lon, lat).values - smoothed).max() > 1e-2
+    unsmoothed = trained.predict(embedder.embed(lon, lat, smooth_km=(0.0, 100.0)), lon, lat).values
+    assert np.abs(unsmoothed - smoothed).max() > 1e-2
     out = tmp_path / "t2m.gpkg"
     assert result(run("apply", "--probe", str(probe), "--points", str(cities), "--output", str(out)))["units"] == "degC"
     written = ogr.Open(str(out))
@@ -216,6 +218,10 @@ def test_tampered_probe_is_refused_and_nothing_written(country_probe, tmp_path):
     (["--raster", ERA5_T2M, "--units", "deg\nC"], "UNITS"),
     (["--raster", ERA5_T2M, "--smooth-km", "-5"], "SMOOTH_KM"),
     (["--raster", ERA5_T2M, "--smooth-km", "nan"], "SMOOTH_KM"),
+    (["--raster", ERA5_T2M, "--smooth-km", "25,x"], "SMOOTH_KM"),
+    (["--raster", ERA5_T2M, "--smooth-km", "25,25"], "SMOOTH_KM"),
+    (["--raster", ERA5_T2M, "--smooth-km", "0,10,20,30"], "SMOOTH_KM"),
+    (["--raster", ERA5_T2M, "--smooth-km", "25,600"], "SMOOTH_KM"),
 ])
 def test_bad_training_input_names_the_parameter(store_home, tmp_path, args, parameter):
     proc = run("train", *args, "--output", str(tmp_path / "p.geoprobe"))

@@ -117,7 +117,14 @@ def test_a_version_1_probe_still_loads(band_probe, tmp_path):
     old = {k: v for k, v in band_probe.describe().items() if k not in ("units", "smooth_km")}
     _write_probe_file(band_probe, tmp_path / "old.geoprobe", {**old, "version": 1})
     loaded = Probe.load(tmp_path / "old.geoprobe")
-    assert loaded.units == "" and loaded.smooth_km == 0.0 and loaded.classes == band_probe.classes
+    assert loaded.units == "" and loaded.smooth_km == (0.0,) and loaded.classes == band_probe.classes
+
+
+def test_a_version_2_probe_reads_its_one_smoothing_radius(band_probe, tmp_path):
+    """Version 2 stored one smoothing radius as a number; it loads as a single radius."""
+    _write_probe_file(band_probe, tmp_path / "v2.geoprobe", {**band_probe.describe(), "version": 2, "smooth_km": 25.0})
+    loaded = Probe.load(tmp_path / "v2.geoprobe")
+    assert loaded.smooth_km == (25.0,) and loaded.input_dimension == band_probe.model["dimension"]
 
 
 def test_a_probe_from_a_newer_version_is_refused(band_probe, tmp_path):
@@ -126,12 +133,22 @@ def test_a_probe_from_a_newer_version_is_refused(band_probe, tmp_path):
         Probe.load(tmp_path / "new.geoprobe")
 
 
-def test_smoothing_is_kept_in_the_probe_file(data, model, tmp_path):
+def test_smoothing_radii_are_kept_in_the_probe_file(data, model, tmp_path):
+    """Two radii: the probe reads embeddings twice the model's width, and says so when given the wrong width."""
     lon, lat, emb = data
-    probe, _ = train_probe(emb[:300], _points(lon[:300], lat[:300], _smooth(lon[:300], lat[:300]), "regression"),
-                           model=model, folds=3, block_km=2000.0, smooth_km=25.0)
-    assert probe.smooth_km == 25.0 and probe.describe()["smooth_km"] == 25.0
-    assert Probe.load(probe.save(tmp_path / "p.geoprobe")).smooth_km == 25.0
+    wide = np.concatenate([emb[:300], emb[:300][:, ::-1]], axis=1)
+    probe, _ = train_probe(wide, _points(lon[:300], lat[:300], _smooth(lon[:300], lat[:300]), "regression"),
+                           model=model, folds=3, block_km=2000.0, smooth_km=(25.0, 100.0))
+    assert probe.smooth_km == (25.0, 100.0) and probe.describe()["smooth_km"] == [25.0, 100.0]
+    loaded = Probe.load(probe.save(tmp_path / "p.geoprobe"))
+    assert loaded.smooth_km == (25.0, 100.0) and loaded.input_dimension == 2 * model["dimension"]
+    np.testing.assert_array_equal(loaded.predict(wide[:20], lon[:20], lat[:20]).values,
+                                  probe.predict(wide[:20], lon[:20], lat[:20]).values)
+    with pytest.raises(InputError, match=r"x 2 smoothing radii"):
+        loaded.predict(emb[:20], lon[:20], lat[:20])
+    with pytest.raises(InputError, match="at 2 smoothing radii"):
+        train_probe(emb[:300], _points(lon[:300], lat[:300], _smooth(lon[:300], lat[:300]), "regression"),
+                    model=model, folds=3, smooth_km=(25.0, 100.0))
 
 
 @pytest.mark.parametrize("where", ["tensors", "header"])

@@ -57,7 +57,22 @@ def test_smoothed_embedding_is_the_mean_over_the_ring(embedder):
     assert (cosine < 0.99).all() and (cosine > 0.3).all()
 
 
-@pytest.mark.parametrize("km", [-1.0, float("nan"), float("inf")])
+def test_several_radii_give_their_smoothed_embeddings_side_by_side(embedder):
+    """(0, 25, 100): the plain embedding and the two smoothed ones, each as if asked for alone; the position itself
+    is embedded once for all three (progress counts 1 + 2 x RING_POINTS positions per point)."""
+    lon, lat = np.array([2.35, 179.95, -60.0]), np.array([48.86, 65.0, -80.0])
+    calls = []
+    got = embedder.embed(lon, lat, lambda done, total: calls.append((done, total)), smooth_km=(0.0, 25.0, 100.0))
+    assert got.shape == (len(lon), 3 * embedder.dim) and got.dtype == np.float32
+    parts = np.split(got, 3, axis=1)
+    np.testing.assert_array_equal(parts[0], embedder.embed(lon, lat))
+    for part, km in zip(parts[1:], (25.0, 100.0)):
+        np.testing.assert_allclose(part, embedder.embed(lon, lat, smooth_km=km), rtol=1e-6, atol=1e-7)
+    assert calls[-1] == ((1 + 2 * RING_POINTS) * len(lon),) * 2
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+@pytest.mark.parametrize("km", [-1.0, float("nan"), float("inf"), (25.0, -1.0), ()])
 def test_smoothing_radius_is_checked(embedder, km):
     with pytest.raises(ValueError, match="smooth_km"):
         embedder.embed(np.array([0.0]), np.array([0.0]), smooth_km=km)

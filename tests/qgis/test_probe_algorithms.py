@@ -54,7 +54,7 @@ def probe(tmp_path_factory):
     out = folder / "country.geoprobe"
     result = processing.run("geoembed:trainprobe", {
         "VECTOR": f"{labels}|layername=countries", "FIELD": "iso_a2", "SAMPLES": 300, "FOLDS": 3, "BLOCK_KM": 300,
-        "SMOOTH_KM": 10, "OUTPUT": str(out)})
+        "SMOOTH_KM": "10, 50", "OUTPUT": str(out)})
     return out, result
 
 
@@ -68,21 +68,24 @@ def test_train_probe_writes_probe_and_html_report(probe):
     assert result["SUMMARY"]
 
 
-def test_train_probe_keeps_the_smoothing_radius(probe):
+def test_train_probe_keeps_the_smoothing_radii(probe):
     """The probe file (safetensors: an 8-byte header length, then the JSON header) records SMOOTH_KM."""
     data = probe[0].read_bytes()
     header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-    assert json.loads(header["__metadata__"]["geoembed_probe"])["smooth_km"] == 10.0
+    assert json.loads(header["__metadata__"]["geoembed_probe"])["smooth_km"] == [10.0, 50.0]
 
 
 def test_smoothing_is_optional_so_older_models_still_validate():
-    """A graphical model saved before SMOOTH_KM existed has no value for it: it must validate and get 25 km."""
-    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+    """A graphical model saved before SMOOTH_KM existed has no value for it: it must validate and get the default
+    radii; one saved when SMOOTH_KM was a number still passes that number on."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingParameterDefinition
 
-    parameter = QgsApplication.processingRegistry().algorithmById("geoembed:trainprobe").parameterDefinition(
-        "SMOOTH_KM")
+    algorithm = QgsApplication.processingRegistry().algorithmById("geoembed:trainprobe")
+    parameter = algorithm.parameterDefinition("SMOOTH_KM")
     assert parameter.flags() & QgsProcessingParameterDefinition.FlagOptional
-    assert parameter.defaultValue() == 25.0
+    context = QgsProcessingContext()
+    assert algorithm.parameterAsString({}, "SMOOTH_KM", context) == "25, 100"
+    assert float(algorithm.parameterAsString({"SMOOTH_KM": 40.0}, "SMOOTH_KM", context)) == 40.0
 
 
 def test_apply_probe_to_raster_is_styled_with_class_names(probe, tmp_path):

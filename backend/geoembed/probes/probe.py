@@ -21,8 +21,8 @@ from ..errors import InputError
 from .heads import KnnIndex, make_inputs, predict_kernel, predict_knn, predict_linear, predict_mlp
 
 FORMAT = "geoembed-probe"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1: no smooth_km (0)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # version 1: no smooth_km (0); version 2: one smoothing radius, a number
 BATCH = 65536
 
 
@@ -50,7 +50,9 @@ class Probe:
     metrics: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     units: str = ""  # of the regression values, e.g. "mm/year" ("" unknown; probes saved before it have none)
-    smooth_km: float = 0.0  # embeddings are smoothed over this distance (LocationEmbedder.embed), in training too
+    # the probe reads the embeddings smoothed over each of these distances, side by side (LocationEmbedder.embed),
+    # in training too; 0: the embedding at the place itself
+    smooth_km: tuple[float, ...] = (0.0,)
 
     def __post_init__(self):
         self._knn: KnnIndex | None = None
@@ -60,6 +62,11 @@ class Probe:
         return self.model["model_id"]
 
     @property
+    def input_dimension(self) -> int:
+        """The width of the embeddings the probe reads: the model's dimension for each smoothing radius."""
+        return int(self.model["dimension"]) * len(self.smooth_km)
+
+    @property
     def n_classes(self) -> int:
         return len(self.classes) if self.classes is not None else 0
 
@@ -67,7 +74,7 @@ class Probe:
         """What the probe is, without its weights or metrics (JSON-able, small)."""
         return {"format": FORMAT, "version": VERSION, "task": self.task, "label": self.label, "model": self.model,
                 "classes": self.classes, "coordinate_degrees": self.coordinate_degrees, "heads": self.heads,
-                "value_range": self.value_range, "units": self.units, "smooth_km": self.smooth_km}
+                "value_range": self.value_range, "units": self.units, "smooth_km": list(self.smooth_km)}
 
     def check_compatible(self, model_id: str, weights_sha256: str, dimension: int) -> None:
         """Raise InputError("PROBE") unless the embeddings come from the model the probe was trained on."""
@@ -87,9 +94,10 @@ class Probe:
         """Each head's output: class probabilities (n, classes) or values (n,); None for heads of weight 0 if
         ``weighted_only``."""
         embeddings = np.asarray(embeddings, np.float32)
-        if embeddings.ndim != 2 or embeddings.shape[1] != int(self.model["dimension"]):
-            raise InputError("PROBE", f"the probe expects {self.model['dimension']}-d embeddings, got array of "
-                                      f"shape {embeddings.shape}")
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.input_dimension:
+            raise InputError("PROBE", f"the probe expects {self.input_dimension}-d embeddings (model dimension "
+                                      f"{self.model['dimension']} x {len(self.smooth_km)} smoothing radii), got "
+                                      f"an array of shape {embeddings.shape}")
         inputs = make_inputs(self.tensors, self.coordinate_degrees, embeddings, lon, lat)
         outputs = []
         for head in self.heads:
@@ -165,12 +173,20 @@ class Probe:
                                  "wrote it")
             return cls(info["task"], info["label"], info["classes"], info["model"], info["coordinate_degrees"],
                        info["heads"], tensors, info["value_range"], info.get("metrics", {}), info.get("train", {}),
-                       info.get("units", ""), float(info.get("smooth_km", 0.0)))
+                       info.get("units", ""), _radii(info.get("smooth_km", 0.0)))
         except InputError:
             raise
         except Exception as e:
             raise InputError("PROBE", f"{path} is not a valid GeoEmbed probe file, or it was altered or damaged "
                                       f"({e}); train the probe again with `geoembed probe train`") from None
+
+
+def _radii(value) -> tuple[float, ...]:
+    """Smoothing radii from a probe's JSON: a list (version 3) or one number (version 2)."""
+    radii = tuple(float(v) for v in (value if isinstance(value, list) else [value]))
+    if not radii:
+        raise ValueError("it lists no smoothing radius")
+    return radii
 
 
 def _digest(text: str, tensors: dict[str, np.ndarray]) -> str:

@@ -40,18 +40,23 @@ def _head(head: dict) -> str:
     return f"{head['kind']} (weight {head['weight']:.2f}; {settings})"
 
 
+def _smoothing(radii: list[float]) -> str:
+    """How the probe's embeddings were smoothed, in words."""
+    parts = [f"smoothed over {km:g} km" if km else "not smoothed" for km in radii]
+    text = " and ".join(parts) + (", side by side" if len(parts) > 1 else "")
+    return text + (" (a smoothed embedding is the mean over each place and 6 places around it)" if any(radii) else "")
+
+
 def _markdown(report: dict, png: str) -> str:
     model, classes = report["model"], report["classes"]
     heads = ", ".join(_head(h) for h in report["probe"]["heads"])
-    smooth = report["probe"].get("smooth_km")
     lines = [
         f"# Probe report: {report['label']}", "",
         f"- task: {report['task']}" + (f", {len(classes)} classes" if classes else "")
         + (f", values in {report['units']}" if report.get("units") else ""),
         f"- labelled points: {report['samples']:,}",
         f"- model: {model['model_id']} ({model['dimension']}-d, weights sha256 {model['weights_sha256']})",
-        "- embeddings: " + (f"smoothed over {smooth:g} km (the mean over each place and 6 places around it)"
-                            if smooth else "not smoothed"),
+        f"- embeddings: {_smoothing(report['probe'].get('smooth_km', [0.0]))}",
         f"- heads and blend weights (chosen by inner cross-validation): {heads}",
         f"- final fit: {report['fit_seconds']:.1f} s", "",
         f"## Cross-validation: {report['folds']} random folds and {report['folds']} folds of spatial blocks of "

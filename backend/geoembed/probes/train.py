@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Sequence
 from typing import Callable, Optional
 
 import numpy as np
@@ -67,9 +68,10 @@ def head_kinds(probe_type: str, n: int) -> list[str]:
 
 def fit_probe(embeddings: np.ndarray, lon: np.ndarray, lat: np.ndarray, y: np.ndarray, *, task: str,
               classes: list[str] | None, label: str, model: dict, probe_type: str = "auto", seed: int = 0,
-              kinds: list[str] | None = None, smooth_km: float = 0.0, progress: ProgressFn = None) -> Probe:
+              kinds: list[str] | None = None, smooth_km: Sequence[float] = (0.0,),
+              progress: ProgressFn = None) -> Probe:
     """One probe on these points (y: class indices or float values), heads (default: head_kinds) blended by
-    inner CV; ``smooth_km``: how the embeddings were smoothed (the probe applies it to new positions)."""
+    inner CV; ``smooth_km``: the smoothing radii of the embeddings' parts (the probe applies them to new positions)."""
     kinds = kinds or head_kinds(probe_type, len(y))
     n_classes = len(classes) if classes is not None else 0
     tensors = standardisation(embeddings, lon, lat, COORD_DEGREES)
@@ -109,7 +111,7 @@ def fit_probe(embeddings: np.ndarray, lon: np.ndarray, lat: np.ndarray, y: np.nd
         if predicted is not None:
             head["inner_cv_score"] = score(task, y[rows], predicted)
     return Probe(task, label, classes, dict(model), COORD_DEGREES, heads, tensors, value_range,
-                 smooth_km=float(smooth_km))
+                 smooth_km=tuple(float(km) for km in smooth_km))
 
 
 def _labels(points: LabelledPoints) -> tuple[np.ndarray, list[str] | None]:
@@ -128,17 +130,20 @@ def _labels(points: LabelledPoints) -> tuple[np.ndarray, list[str] | None]:
     return y, None
 
 
-def _check_inputs(embeddings: np.ndarray, points: LabelledPoints, model: dict) -> np.ndarray:
+def _check_inputs(embeddings: np.ndarray, points: LabelledPoints, model: dict, radii: int) -> np.ndarray:
     embeddings = np.asarray(embeddings, np.float32)
-    if embeddings.ndim != 2 or embeddings.shape[0] != len(points) or embeddings.shape[1] != int(model["dimension"]):
+    width = int(model["dimension"]) * radii
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(points) or embeddings.shape[1] != width:
         raise InputError("MODEL", f"embeddings of shape {embeddings.shape} do not match {len(points)} points and "
-                                  f"model {model['model_id']!r} of dimension {model['dimension']}")
+                                  f"model {model['model_id']!r} of dimension {model['dimension']} at {radii} "
+                                  "smoothing radii")
     if not np.all(np.isfinite(embeddings)):
         raise InputError("MODEL", "some embeddings are not finite; check the model")
     return embeddings
 
 
-def _cross_validate(embeddings, points: LabelledPoints, y, classes, model, kinds, fold, seed, step) -> dict:
+def _cross_validate(embeddings, points: LabelledPoints, y, classes, model, kinds, fold, seed, smooth_km,
+                    step) -> dict:
     """Out-of-fold predictions of the probe (blend), of each head and of the baselines; their metrics."""
     task, n_classes = points.task, len(classes or [])
     predicted: dict[str, np.ndarray] = {}
@@ -146,7 +151,7 @@ def _cross_validate(embeddings, points: LabelledPoints, y, classes, model, kinds
         train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
         probe = fit_probe(embeddings[train], points.lon[train], points.lat[train], y[train], task=task,
                           classes=classes, label=points.name, model=model, seed=seed, kinds=kinds,
-                          progress=lambda f, m, k=k: step(k + f, m))
+                          smooth_km=smooth_km, progress=lambda f, m, k=k: step(k + f, m))
         outputs = probe.head_outputs(embeddings[test], points.lon[test], points.lat[test])
         blend = probe.blend(outputs)
         found = {"probe": blend, **{f"{h['kind']} head": o for h, o in zip(probe.heads, outputs)}}
@@ -173,7 +178,8 @@ def _plot_data(task: str, y: np.ndarray, classes, predicted: dict[str, np.ndarra
 
 
 def train_probe(embeddings: np.ndarray, points: LabelledPoints, *, model: dict, probe_type: str = "auto",
-                folds: int = 5, block_km: float = 1000.0, seed: int = 0, units: str = "", smooth_km: float = 0.0,
+                folds: int = 5, block_km: float = 1000.0, seed: int = 0, units: str = "",
+                smooth_km: Sequence[float] = (0.0,),
                 progress: ProgressFn = None) -> tuple[Probe, dict]:
     """Cross-validate on random and on spatial-block folds, then fit the probe on all points.
 
@@ -183,7 +189,7 @@ def train_probe(embeddings: np.ndarray, points: LabelledPoints, *, model: dict, 
     """
     if probe_type not in PROBE_TYPES:
         raise InputError("PROBE_TYPE", f"unknown probe type {probe_type!r}; use one of {', '.join(PROBE_TYPES)}")
-    embeddings = _check_inputs(embeddings, points, model)
+    embeddings = _check_inputs(embeddings, points, model, len(smooth_km))
     y, classes = _labels(points)
     splits = {"random": random_folds(len(y), folds, seed),
               "block": block_folds(points.lon, points.lat, folds, block_km, seed)}
@@ -200,7 +206,7 @@ def train_probe(embeddings: np.ndarray, points: LabelledPoints, *, model: dict, 
     kinds = head_kinds(probe_type, len(y))  # the same heads in every fold and in the final probe
     validation = {}
     for name, fold in splits.items():
-        validation[name] = _cross_validate(embeddings, points, y, classes, model, kinds, fold, seed,
+        validation[name] = _cross_validate(embeddings, points, y, classes, model, kinds, fold, seed, smooth_km,
                                            lambda f, m, name=name: step(f, f"{name} CV: {m}"))
         done += folds
     start = time.perf_counter()
