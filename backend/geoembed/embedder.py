@@ -20,6 +20,11 @@ from .store import CARD, PCA, WEIGHTS, ModelStore, sha256_file
 RING_POINTS = 6  # positions around each point for smooth_km
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (rows of zeros stay zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 class LocationEmbedder:
     """A model from the store, ready to embed positions.
 
@@ -92,14 +97,14 @@ class LocationEmbedder:
         def report(k: int) -> Callable[[int, int], None] | None:
             return None if on_batch is None else (lambda done, n: on_batch(k * n + done, parts * n))
         centre = self._embed(lon, lat, report(0), fast)
-        unit_centre = centre / np.maximum(np.linalg.norm(centre, axis=1, keepdims=True), 1e-12)
+        unit_centre = unit_rows(centre)
         smoothed = {}
         for r, km in enumerate(rings):
             total = unit_centre.copy()
             for k in range(RING_POINTS):
                 e = self._embed(*destination(lon, lat, k * 360.0 / RING_POINTS, km), report(1 + r * RING_POINTS + k),
                                 fast)
-                total += e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+                total += unit_rows(e)
             smoothed[km] = total / (RING_POINTS + 1)
         return np.concatenate([smoothed[km] if km > 0 else centre for km in radii], axis=1)
 

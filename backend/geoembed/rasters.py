@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from . import __version__
 from .bandlimited import DEFAULT_TOLERANCE, BandLimited
-from .embedder import LocationEmbedder
+from .embedder import LocationEmbedder, unit_rows
 from .errors import InputError
 from .geotiff import AtomicGeoTIFF, estimated_bytes
 from .grid import RasterGrid, to_lonlat
@@ -282,13 +282,10 @@ def similarity_raster(embedder: LocationEmbedder, grid: RasterGrid, output: Path
     check_size(grid, 1, dtype, max_gb)
     linear = _linear(embedder, dims)
 
-    def unit(features: np.ndarray) -> np.ndarray:
-        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-
-    ref = unit(linear(embedder.embed([reference[0]], [reference[1]])))[0]
+    ref = unit_rows(linear(embedder.embed([reference[0]], [reference[1]])))[0]
 
     def finish(features: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        return np.clip(unit(features) @ ref, -1.0, 1.0)[:, None]
+        return np.clip(unit_rows(features) @ ref, -1.0, 1.0)[:, None]
 
     tags = provenance(embedder, "similarity", grid, {"dims": dims, "dtype": dtype, "evaluation": evaluation,
                                                      "tolerance": tolerance, "reference_lonlat": list(reference)})

@@ -168,11 +168,12 @@ def add_probe_commands(sub: argparse._SubParsersAction, grid_options) -> None:
     t.add_argument("--probe-type", choices=["auto", "linear", "mlp"], default="auto")
     t.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     t.add_argument("--block-km", type=float, default=1000.0, help="spatial block size for block CV (default 1000)")
-    t.add_argument("--smooth-km", default=",".join(f"{km:g}" for km in DEFAULT_SMOOTH_KM),
+    default_radii = ",".join(f"{km:g}" for km in DEFAULT_SMOOTH_KM)
+    t.add_argument("--smooth-km", default=default_radii,
                    help="comma-separated radii in km: the probe reads the embeddings smoothed over each, side by "
                         "side, in training and wherever it is applied; a smoothed embedding is the mean over the "
                         "point and a ring of 6 points that far around it (0: the point's own embedding; default "
-                        f"{','.join(f'{km:g}' for km in DEFAULT_SMOOTH_KM)})")
+                        f"{default_radii})")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--model", default="geoclip", help="model id from `geoembed models` (default: geoclip)")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
